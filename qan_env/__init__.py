@@ -1,0 +1,40 @@
+"""qan_env: learning-rate scheduling of a Wide ResNet as a Gymnasium environment.
+
+``import qan_env`` registers the environments below; ``gym.make("qan_env/LRSchedule-v0")``
+is the paper's setup, and any preset or field can be chosen by keyword.
+"""
+
+import gymnasium as gym
+
+from qan_env.config import PRESETS, EnvConfig, make_config
+from qan_env.env import LRScheduleEnv
+from qan_env.features import weight_statistics
+
+ENTRY_POINT = "qan_env.env:LRScheduleEnv"
+
+#: Every registered id and the keyword arguments it stands for.
+ENV_IDS: dict[str, dict[str, str]] = {
+    "qan_env/LRSchedule-v0": {"preset": "paper"},
+    "qan_env/LRSchedule-quick-v0": {"preset": "quick"},
+    "qan_env/LRSchedule-tiny-v0": {"preset": "tiny"},
+}
+
+
+def register_envs() -> None:
+    """Register every id in ``ENV_IDS``; calling it again (say in a worker process) is a no-op."""
+    for env_id, kwargs in ENV_IDS.items():
+        if env_id not in gym.registry:
+            gym.register(id=env_id, entry_point=ENTRY_POINT, kwargs=kwargs)
+
+
+register_envs()
+
+__all__ = [
+    "ENV_IDS",
+    "PRESETS",
+    "EnvConfig",
+    "LRScheduleEnv",
+    "make_config",
+    "register_envs",
+    "weight_statistics",
+]

@@ -1,0 +1,305 @@
+"""``LRScheduleEnv``: one episode is one training run whose learning rate the agent controls."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from qan_env.actions import LearningRateActions
+from qan_env.config import LAYER_SELECTIONS, EnvConfig, make_config
+from qan_env.features import feature_names, weight_statistics
+from qan_env.rewards import default_reward_scale, divergence_penalty, log_loss_decrease
+from qan_env.training.data import (
+    CIFAR10_TRAIN_SIZE,
+    DeviceLoader,
+    ImageSet,
+    Normalizer,
+    channel_statistics,
+    load_dataset,
+)
+from qan_env.training.models import build_wide_resnet, conv_layer_names
+from qan_env.training.trainer import Trainer
+
+
+class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
+    """Schedule the learning rate of a Wide ResNet while it trains (QAN, Fu et al. 2016).
+
+    ## Description
+
+    One episode is one whole training run of a Wide ResNet from random weights for
+    ``epochs`` epochs (SGD, Nesterov momentum, weight decay). Each step trains
+    ``iterations_per_step`` iterations at the learning rate the action chose, then returns
+    the weight statistics of the monitored conv layers and the change in log training loss.
+
+    ## Action Space
+
+    ``Discrete(2)``, or ``Discrete(3)`` with ``keep_action=True``:
+
+    | Num | Action  | New learning rate                              |
+    |-----|---------|------------------------------------------------|
+    | 0   | decay   | ``max(lr * (1 - decay_rate), lr_floor)`` (5%)  |
+    | 1   | restart | ``restart_lr`` (default: ``initial_lr``)       |
+    | 2   | keep    | ``lr`` (only with ``keep_action=True``)        |
+
+    ## Observation Space
+
+    ``Box(-inf, inf, (192 * L + 1,), float32)`` for ``L`` monitored conv layers (default:
+    the first conv only, 193 numbers): for each layer the 192 weight statistics of paper
+    eq. 5-8 (``qan_env.features``), then the learning rate used in the last step (at
+    reset: ``initial_lr``). ``feature_names`` names every entry.
+
+    ## Rewards
+
+    ``r_k = -reward_scale * (log L_k - log L_{k-1})`` where ``L_k`` is the mean training loss
+    over step ``k``'s iterations (each measured on its batch before its update, as a
+    training loop records it) and ``L_0`` is measured at reset on the first batch with no
+    update. An episode's undiscounted return is ``-reward_scale * (log L_K - log L_0)``;
+    the default ``reward_scale`` is ``1 / (T - 1)``, ``T`` the episode's iterations, so it is
+    the paper's eq. 9. A diverged step (loss or weights not finite, or loss above
+    ``max_loss``) is rewarded ``-reward_scale * (log max_loss - log L_{k-1})``.
+
+    ## Starting State
+
+    A freshly initialised network (He-normal convs) drawn from the reset seed, learning
+    rate ``initial_lr``, the data order and augmentation drawn from the same seed.
+
+    ## Episode End
+
+    ``terminated`` when the epoch budget is spent (no bootstrapping from the last state,
+    paper eq. 4), or when training diverges; then ``info["diverged"]`` is True and the
+    observation is the last one computed from finite weights. Nothing is truncated
+    unless a wrapper such as ``TimeLimit`` says so.
+
+    ## Info
+
+    Plain Python values: ``lr``, ``train_loss`` (``L_k``; ``L_0`` at reset), ``epoch``
+    (completed epochs), ``iteration`` (completed iterations), ``diverged``; and
+    ``test_loss``, ``test_accuracy`` after the steps that end an evaluated epoch (every
+    ``eval_every_epochs``-th and the last).
+
+    ## Arguments
+
+    ``gym.make("qan_env/LRSchedule-v0", preset="paper", **overrides)``: ``preset`` is
+    ``"paper"``, ``"quick"`` or ``"tiny"`` (``qan_env.config.PRESETS``); any field of
+    ``qan_env.config.EnvConfig`` can be overridden by keyword, or a whole ``config`` given.
+    Construction reads no data and builds no network; the first ``reset`` does.
+
+    All randomness comes from ``reset(seed=...)``: with the same seed an episode is the
+    same bit for bit on the CPU, and torch's global RNG is never used.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+
+    def __init__(
+        self,
+        preset: str = "paper",
+        config: EnvConfig | None = None,
+        render_mode: str | None = None,
+        **overrides: Any,
+    ) -> None:
+        if render_mode is not None:
+            raise ValueError(f"render_mode={render_mode!r} is not allowed: this env has none")
+        if config is None:
+            config = make_config(preset, **overrides)
+        elif overrides:
+            config = dataclasses.replace(config, **overrides)
+        self.config = config
+        self.actions = LearningRateActions(
+            decay_rate=config.decay_rate,
+            restart_lr=config.effective_restart_lr,
+            keep_action=config.keep_action,
+            lr_floor=config.lr_floor,
+        )
+        self.monitored_layers = _resolve_layers(config)
+        self.feature_names = [
+            name for layer in self.monitored_layers for name in feature_names(layer)
+        ] + ["lr"]
+        self.action_space = spaces.Discrete(len(self.actions))
+        self.observation_space = spaces.Box(
+            -np.inf, np.inf, shape=(len(self.feature_names),), dtype=np.float32
+        )
+        self._data: tuple[ImageSet, ImageSet, Normalizer] | None = None
+        self._trainer: Trainer | None = None
+        self._episode_over = True
+
+    @property
+    def device(self) -> torch.device:
+        """Where training runs: ``config.device``, with "auto" meaning CUDA when present."""
+        if self.config.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = torch.device(self.config.device)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError(
+                f"device={self.config.device!r} but CUDA is not available here: "
+                f"use device='cpu' or 'auto'"
+            )
+        return device
+
+    @property
+    def total_iterations(self) -> int:
+        """``T``: the SGD iterations of one episode (whole batches per epoch times epochs)."""
+        return self.config.epochs * self._iterations_per_epoch()
+
+    @property
+    def reward_scale(self) -> float:
+        if self.config.reward_scale is not None:
+            return self.config.reward_scale
+        return default_reward_scale(self.total_iterations)
+
+    def _iterations_per_epoch(self) -> int:
+        train_size = (
+            self.config.synthetic_train_size
+            if self.config.dataset == "synthetic"
+            else CIFAR10_TRAIN_SIZE
+        )
+        if self._data is not None:
+            train_size = len(self._data[0])
+        return train_size // self.config.batch_size
+
+    def _load_data(self, device: torch.device) -> tuple[ImageSet, ImageSet, Normalizer]:
+        # Only the first reset reads the data; later episodes reuse the device copy.
+        if self._data is None:
+            config = self.config
+            train, test = load_dataset(
+                config.dataset,
+                config.data_dir,
+                config.download,
+                config.synthetic_train_size,
+                config.synthetic_test_size,
+                config.synthetic_seed,
+            )
+            if config.batch_size > len(train):
+                raise ValueError(
+                    f"batch_size={config.batch_size} is not allowed: the {config.dataset} "
+                    f"training set has only {len(train)} images"
+                )
+            train, test = train.to(device), test.to(device)
+            self._data = (train, test, Normalizer(*channel_statistics(train.images)))
+        return self._data
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        config = self.config
+        device = self.device
+        train, test, normalizer = self._load_data(device)
+        init_seed, shuffle_seed, augment_seed = (
+            int(s) for s in self.np_random.integers(0, 2**63 - 1, size=3)
+        )
+        augment_generator = torch.Generator(device=device).manual_seed(augment_seed)
+        model = build_wide_resnet(
+            config.depth,
+            config.widen_factor,
+            config.dropout,
+            init_generator=torch.Generator().manual_seed(init_seed),
+            dropout_generator=augment_generator,
+            device=device,
+        )
+        loader = DeviceLoader(
+            train,
+            config.batch_size,
+            normalizer,
+            shuffle_generator=torch.Generator().manual_seed(shuffle_seed),
+            augment_generator=augment_generator,
+        )
+        self._trainer = Trainer(
+            model, loader, test, config.momentum, config.nesterov, config.weight_decay
+        )
+        modules = dict(model.named_modules())
+        self._monitored = [modules[name].weight for name in self.monitored_layers]
+        self._lr = config.initial_lr
+        observation, loss = self._observe(self._trainer.initial_loss())
+        if not (math.isfinite(loss) and np.isfinite(observation).all()):
+            raise RuntimeError(f"the freshly initialised network gives a non-finite loss {loss}")
+        self._previous_loss = loss
+        self._last_observation = observation
+        self._episode_over = False
+        return observation, self._info(loss, diverged=False)
+
+    def step(self, action: np.int64 | int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        if self._trainer is None or self._episode_over:
+            raise RuntimeError("the episode is over or has not started: call reset() first")
+        self._lr = self.actions.apply(self.actions.index(action), self._lr)
+        trainer = self._trainer
+        per_epoch = trainer.loader.iterations_per_epoch
+        remaining = min(self.config.iterations_per_step, self.total_iterations - trainer.iteration)
+        losses, evaluation = [], None
+        while remaining > 0:  # split at epoch ends, where the test set may be evaluated
+            count = min(remaining, per_epoch - trainer.iteration % per_epoch)
+            losses.append(trainer.train(count, self._lr))
+            remaining -= count
+            if trainer.iteration % per_epoch == 0 and self._evaluates(
+                trainer.iteration // per_epoch
+            ):
+                evaluation = trainer.evaluate()
+        observation, loss = self._observe(torch.cat(losses).mean())
+        diverged = not (
+            math.isfinite(loss) and loss <= self.config.max_loss and np.isfinite(observation).all()
+        )
+        if diverged:
+            reward = divergence_penalty(
+                self._previous_loss, self.config.max_loss, self.reward_scale
+            )
+            observation = self._last_observation
+        else:
+            reward = log_loss_decrease(self._previous_loss, loss, self.reward_scale)
+            self._previous_loss = loss
+            self._last_observation = observation
+        terminated = diverged or trainer.iteration == self.total_iterations
+        self._episode_over = terminated
+        info = self._info(loss, diverged)
+        if evaluation is not None:
+            info["test_loss"], info["test_accuracy"] = evaluation
+        return observation, reward, terminated, False, info
+
+    def _evaluates(self, epoch: int) -> bool:
+        every = self.config.eval_every_epochs
+        return every > 0 and (epoch % every == 0 or epoch == self.config.epochs)
+
+    def _observe(self, loss: torch.Tensor) -> tuple[np.ndarray, float]:
+        """The observation and the loss, brought to the host in one copy."""
+        packed = torch.cat([weight_statistics(w) for w in self._monitored] + [loss.view(1)])
+        packed = packed.cpu().numpy()
+        observation = np.append(packed[:-1], np.float32(self._lr)).astype(np.float32)
+        return observation, float(packed[-1])
+
+    def _info(self, loss: float, diverged: bool) -> dict[str, Any]:
+        iteration = self._trainer.iteration
+        return {
+            "lr": self._lr,
+            "train_loss": loss,
+            "epoch": iteration // self._trainer.loader.iterations_per_epoch,
+            "iteration": iteration,
+            "diverged": diverged,
+        }
+
+    def close(self) -> None:
+        """Free the network and the device copy of the data."""
+        self._trainer = None
+        self._monitored = []
+        self._data = None
+        self._episode_over = True
+
+
+def _resolve_layers(config: EnvConfig) -> tuple[str, ...]:
+    names = conv_layer_names(config.depth, config.widen_factor)
+    if config.monitored_layers == "first_conv":
+        return names[:1]
+    if config.monitored_layers == "all_conv":
+        return names
+    unknown = [name for name in config.monitored_layers if name not in names]
+    if unknown:
+        raise ValueError(
+            f"monitored_layers={list(config.monitored_layers)!r} is not allowed: "
+            f"{', '.join(unknown)} is not a conv layer of WRN-{config.depth}-"
+            f"{config.widen_factor}; use {LAYER_SELECTIONS[0]!r}, {LAYER_SELECTIONS[1]!r} "
+            f"or names from: {', '.join(names)}"
+        )
+    return tuple(config.monitored_layers)

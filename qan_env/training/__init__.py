@@ -1,0 +1,22 @@
+"""Training a Wide ResNet on device-resident data; reusable without any RL."""
+
+from qan_env.training.data import (
+    DeviceLoader,
+    ImageSet,
+    load_cifar10,
+    load_dataset,
+    synthetic_cifar,
+)
+from qan_env.training.models import WideResNet, build_wide_resnet
+from qan_env.training.trainer import Trainer
+
+__all__ = [
+    "DeviceLoader",
+    "ImageSet",
+    "Trainer",
+    "WideResNet",
+    "build_wide_resnet",
+    "load_cifar10",
+    "load_dataset",
+    "synthetic_cifar",
+]

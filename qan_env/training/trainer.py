@@ -1,0 +1,102 @@
+"""Trainer: a model, an SGD optimizer and device-resident data, driven a few iterations at a time.
+
+``train(n, lr)`` runs ``n`` SGD iterations at ``lr`` and returns their losses as a tensor
+that stays on the device: the caller decides when (and whether) to copy anything back.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from qan_env.training.data import DeviceLoader, ImageSet, Normalizer
+
+EVAL_BATCH_SIZE = 1000
+
+
+class Trainer:
+    """Trains ``model`` with SGD (momentum, Nesterov, weight decay) on ``loader``'s batches."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loader: DeviceLoader,
+        test_set: ImageSet,
+        momentum: float = 0.9,
+        nesterov: bool = True,
+        weight_decay: float = 5e-4,
+    ) -> None:
+        self.model = model
+        self.loader = loader
+        self.test_set = test_set
+        self.optimizer = torch.optim.SGD(
+            model.parameters(),
+            lr=0.0,
+            momentum=momentum,
+            nesterov=nesterov,
+            weight_decay=weight_decay,
+        )
+        self.iteration = 0
+        self._pending: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._pending is not None:
+            batch, self._pending = self._pending, None
+            return batch
+        return self.loader.next_batch()
+
+    def initial_loss(self) -> torch.Tensor:
+        """Loss at the current weights on the next training batch, changing nothing.
+
+        A forward pass in training mode (as the training losses are measured) with the
+        batch-norm running statistics restored afterwards; the batch is the one the next
+        ``train`` call starts with.
+        """
+        if self._pending is None:
+            self._pending = self.loader.next_batch()
+        images, labels = self._pending
+        buffers = {name: value.clone() for name, value in self.model.named_buffers()}
+        self.model.train()
+        with torch.no_grad():
+            loss = F.cross_entropy(self.model(images), labels)
+        for name, value in self.model.named_buffers():
+            value.copy_(buffers[name])
+        return loss
+
+    def train(self, iterations: int, lr: float) -> torch.Tensor:
+        """Run ``iterations`` SGD steps at ``lr``; their losses, on the device, float32."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.model.train()
+        losses = torch.empty(iterations, device=self.device)
+        for index in range(iterations):
+            images, labels = self._next_batch()
+            loss = F.cross_entropy(self.model(images), labels)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            losses[index] = loss.detach()
+        self.iteration += iterations
+        return losses
+
+    def evaluate(self) -> tuple[float, float]:
+        """Mean cross-entropy and accuracy on the whole test set (no augmentation)."""
+        self.model.eval()
+        normalizer: Normalizer = self.loader.normalizer
+        total_loss = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.int64)
+        with torch.no_grad():
+            for start in range(0, len(self.test_set), EVAL_BATCH_SIZE):
+                images = normalizer(self.test_set.images[start : start + EVAL_BATCH_SIZE])
+                labels = self.test_set.labels[start : start + EVAL_BATCH_SIZE]
+                logits = self.model(images)
+                total_loss += F.cross_entropy(logits, labels, reduction="sum")
+                correct += (logits.argmax(dim=1) == labels).sum()
+        totals = torch.stack([total_loss, correct.float()]).cpu()
+        count = len(self.test_set)
+        return totals[0].item() / count, totals[1].item() / count
