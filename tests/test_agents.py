@@ -1,0 +1,77 @@
+"""Stable-Baselines3 drives the env, and the agent script runs end to end on ``tiny``."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from stable_baselines3 import DQN
+
+from qan_env import LRScheduleEnv
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_sb3_dqn_learns_on_tiny_and_is_told_when_episodes_end():
+    env = LRScheduleEnv(preset="tiny")
+    steps_per_episode = env.total_iterations
+    model = DQN(
+        "MlpPolicy",
+        env,
+        learning_starts=8,
+        buffer_size=100,
+        batch_size=8,
+        train_freq=1,
+        target_update_interval=10,
+        seed=0,
+        device="cpu",
+    )
+    model.learn(total_timesteps=steps_per_episode + 8)
+    buffer = model.replay_buffer
+    assert model.num_timesteps == buffer.size() == steps_per_episode + 8
+    dones = buffer.dones[: buffer.size(), 0]
+    # Exactly the last step of the first episode is terminal (eq. 4: no bootstrap there).
+    assert np.flatnonzero(dones).tolist() == [steps_per_episode - 1]
+    assert buffer.observations.dtype == np.float32  # states are stored as floats, whole
+    assert model._n_updates > 0
+    action, _ = model.predict(env.reset(seed=0)[0], deterministic=True)
+    assert env.action_space.contains(int(action))
+
+
+def test_agent_script_trains_two_tiny_episodes_and_writes_its_outputs(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "agents/sb3_dqn.py",
+            "--preset",
+            "tiny",
+            "--episodes",
+            "2",
+            "--env",
+            "epochs=1",
+            "--output",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "preset: tiny (device: cpu)"
+    for name in ("model.zip", "vecnormalize.pkl", "steps.csv", "summary.json"):
+        assert (tmp_path / name).is_file(), name
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["env_overrides"] == {"epochs": 1} and len(summary["episodes"]) == 2
+    with open(tmp_path / "steps.csv") as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == summary["steps"] == 2 * 8
+    # Each episode's logged rewards add up to the return reported for it.
+    for episode in summary["episodes"]:
+        rewards = [float(r["reward"]) for r in rows if int(r["episode"]) == episode["episode"]]
+        assert np.isclose(sum(rewards), episode["return"])

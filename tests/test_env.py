@@ -1,0 +1,264 @@
+"""LRScheduleEnv: the MDP of DESIGN.md, the checkers, seeding, divergence, registration."""
+
+from __future__ import annotations
+
+import math
+import pickle
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import qan_env
+from qan_env import ENV_IDS, LRScheduleEnv
+from qan_env.actions import DECAY, KEEP, RESTART
+
+INFO_KEYS = {"lr", "train_loss", "epoch", "iteration", "diverged"}
+
+
+def run_episode(env, policy, seed=0):
+    """Step ``policy(step_index)`` to the end; the reset output and every step's output."""
+    reset = env.reset(seed=seed)
+    steps = []
+    terminated = False
+    while not terminated:
+        steps.append(env.step(policy(len(steps))))
+        terminated = steps[-1][2]
+    return reset, steps
+
+
+@pytest.mark.filterwarnings("error")
+def test_gymnasium_and_sb3_checkers_pass_on_tiny():
+    with warnings.catch_warnings():
+        # The only warning allowed: the observation space is unbounded, by design.
+        warnings.filterwarnings(
+            "ignore", message=r".*A Box observation space (minimum|maximum) value is -?infinity"
+        )
+        gym_check_env(LRScheduleEnv(preset="tiny"), skip_render_check=True)
+        sb3_check_env(LRScheduleEnv(preset="tiny"), warn=True)
+
+
+def test_spaces_observation_and_info(tiny_env):
+    assert tiny_env.action_space == gym.spaces.Discrete(2)
+    assert tiny_env.observation_space.shape == (193,)
+    assert tiny_env.observation_space.dtype == np.float32
+    assert len(tiny_env.feature_names) == 193 and tiny_env.feature_names[-1] == "lr"
+    assert tiny_env.feature_names[0] == "conv1/all/mean"
+    observation, info = tiny_env.reset(seed=0)
+    assert observation in tiny_env.observation_space
+    assert observation[-1] == np.float32(0.1)
+    assert set(info) == INFO_KEYS
+    assert (info["epoch"], info["iteration"], info["lr"]) == (0, 0, 0.1)
+    assert info["train_loss"] == pytest.approx(math.log(10), rel=0.2)
+    for value in info.values():
+        assert type(value) in (int, float, bool)
+
+
+def test_episode_length_evaluation_and_termination(tiny_env):
+    _, steps = run_episode(tiny_env, lambda step: DECAY)
+    per_epoch = 256 // 32
+    assert len(steps) == tiny_env.total_iterations == 2 * per_epoch
+    for index, (observation, reward, terminated, truncated, info) in enumerate(steps):
+        assert observation in tiny_env.observation_space
+        assert isinstance(reward, float) and not truncated
+        assert terminated == (index == len(steps) - 1)
+        assert info["iteration"] == index + 1
+        assert info["epoch"] == (index + 1) // per_epoch
+        evaluated = (index + 1) % per_epoch == 0
+        assert ("test_accuracy" in info) == evaluated == ("test_loss" in info)
+        if evaluated:
+            assert 0.0 <= info["test_accuracy"] <= 1.0 and info["test_loss"] > 0
+    with pytest.raises(RuntimeError, match=r"call reset\(\)"):
+        tiny_env.step(DECAY)
+
+
+def test_rewards_sum_to_the_log_loss_decrease_of_eq_9():
+    env = LRScheduleEnv(preset="tiny", iterations_per_step=3)
+    (_, reset_info), steps = run_episode(env, lambda step: step % 2)
+    total_iterations = env.total_iterations
+    scale = 1 / (total_iterations - 1)
+    assert env.reward_scale == pytest.approx(scale)
+    expected = -scale * (math.log(steps[-1][4]["train_loss"]) - math.log(reset_info["train_loss"]))
+    assert sum(step[1] for step in steps) == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    previous = reset_info["train_loss"]
+    for _, reward, _, _, info in steps:
+        assert reward == pytest.approx(-scale * math.log(info["train_loss"] / previous))
+        previous = info["train_loss"]
+
+
+def test_reward_scale_override():
+    env = LRScheduleEnv(preset="tiny", reward_scale=2.0)
+    (_, reset_info), steps = run_episode(env, lambda step: DECAY)
+    ratio = steps[-1][4]["train_loss"] / reset_info["train_loss"]
+    assert sum(step[1] for step in steps) == pytest.approx(-2.0 * math.log(ratio))
+
+
+def test_actions_set_the_learning_rate_they_promise():
+    env = LRScheduleEnv(preset="tiny", keep_action=True, restart_lr=0.08, lr_floor=0.075)
+    assert env.action_space == gym.spaces.Discrete(3)
+    env.reset(seed=0)
+    expected = [
+        (DECAY, 0.1 * 0.95),
+        (DECAY, 0.1 * 0.95**2),
+        (KEEP, 0.1 * 0.95**2),
+        (RESTART, 0.08),
+        (DECAY, 0.08 * 0.95),
+        (DECAY, 0.075),  # the floor
+        (np.int64(RESTART), 0.08),
+        (np.array(DECAY), 0.08 * 0.95),
+    ]
+    for action, lr in expected:
+        observation, *_, info = env.step(action)
+        assert info["lr"] == pytest.approx(lr, rel=1e-12)
+        assert observation[-1] == np.float32(lr)
+        assert env.unwrapped._trainer.optimizer.param_groups[0]["lr"] == info["lr"]
+
+
+def test_restart_defaults_to_the_initial_lr(tiny_env):
+    tiny_env.reset(seed=0)
+    tiny_env.step(DECAY)
+    assert tiny_env.step(RESTART)[4]["lr"] == 0.1
+
+
+@pytest.mark.parametrize("action", [2, -1, 0.5, "decay", True, np.array([0, 1])])
+def test_invalid_actions_name_the_actions_that_exist(tiny_env, action):
+    tiny_env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"is not valid: allowed are 0 \(decay\), 1 \(restart\)$"):
+        tiny_env.step(action)
+    tiny_env.step(DECAY)  # nothing was lost
+
+
+def test_divergence_ends_the_episode_with_the_documented_penalty():
+    env = LRScheduleEnv(preset="tiny", initial_lr=1e4)
+    (_, reset_info), steps = run_episode(env, lambda step: RESTART)
+    observation, reward, terminated, truncated, info = steps[-1]
+    assert terminated and not truncated and info["diverged"]
+    assert len(steps) < env.total_iterations
+    assert not (math.isfinite(info["train_loss"]) and info["train_loss"] <= env.config.max_loss)
+    previous = steps[-2][4]["train_loss"] if len(steps) > 1 else reset_info["train_loss"]
+    assert reward == pytest.approx(-env.reward_scale * math.log(env.config.max_loss / previous))
+    assert observation in env.observation_space and np.isfinite(observation).all()
+    # The return is that of a run whose loss ended at the bound: below any run that did not.
+    total = sum(step[1] for step in steps)
+    bound = -env.reward_scale * math.log(env.config.max_loss / reset_info["train_loss"])
+    assert total == pytest.approx(bound)
+    observation, info = env.reset(seed=1)
+    assert not info["diverged"] and np.isfinite(observation).all()
+    assert env.step(DECAY)[4]["iteration"] == 1
+
+
+def test_same_seed_same_trajectory_bit_for_bit_and_other_seeds_differ():
+    def trajectory(env, seed):
+        policy = np.random.default_rng(0).integers(0, 2, size=100)
+        reset, steps = run_episode(env, lambda step: policy[step], seed=seed)
+        return [reset[0]] + [step[0] for step in steps], [step[1] for step in steps]
+
+    env = LRScheduleEnv(preset="tiny", dropout=0.3)
+    observations, rewards = trajectory(env, seed=3)
+    again_observations, again_rewards = trajectory(LRScheduleEnv(preset="tiny", dropout=0.3), 3)
+    assert rewards == again_rewards
+    for a, b in zip(observations, again_observations, strict=True):
+        assert np.array_equal(a, b)
+    other_observations, other_rewards = trajectory(env, seed=4)
+    assert not np.array_equal(observations[0], other_observations[0])
+    assert rewards != other_rewards
+
+
+def test_unseeded_resets_start_new_episodes(tiny_env):
+    first, _ = tiny_env.reset(seed=0)
+    second, _ = tiny_env.reset()
+    assert not np.array_equal(first, second)
+
+
+def test_the_global_rngs_are_never_touched():
+    legacy_numpy = np.random.get_state  # the global RNG is what is checked
+    torch_state, numpy_state = torch.get_rng_state(), legacy_numpy()
+    run_episode(LRScheduleEnv(preset="tiny", dropout=0.2), lambda step: step % 2)
+    assert torch.equal(torch.get_rng_state(), torch_state)
+    assert all(np.array_equal(a, b) for a, b in zip(legacy_numpy(), numpy_state, strict=True))
+
+
+def test_construction_is_cheap_and_picklable():
+    env = LRScheduleEnv(preset="paper", data_dir="/nonexistent")  # no data read yet
+    assert env._trainer is None and env._data is None
+    clone = pickle.loads(pickle.dumps(env))
+    assert clone.config == env.config and clone.observation_space == env.observation_space
+    with pytest.raises(qan_env.training.data.DatasetError, match="/nonexistent"):
+        env.reset(seed=0)
+
+
+def test_all_conv_monitoring_observes_every_conv_layer():
+    env = LRScheduleEnv(preset="tiny", monitored_layers="all_conv")
+    layers = env.monitored_layers
+    assert len(layers) == 9  # conv1, 3 blocks of 2 convs, 2 shortcuts (block1 keeps width)
+    assert env.observation_space.shape == (192 * len(layers) + 1,)
+    observation, _ = env.reset(seed=0)
+    assert observation in env.observation_space
+    assert env.feature_names[192] == f"{layers[1]}/all/mean"
+
+
+def test_steps_that_span_epoch_ends_evaluate_at_the_epoch_end():
+    env = LRScheduleEnv(preset="tiny", iterations_per_step=5, eval_every_epochs=1, epochs=3)
+    _, steps = run_episode(env, lambda step: DECAY)
+    iterations = [info["iteration"] for *_, info in steps]
+    assert iterations == [5, 10, 15, 20, 24]  # 24 iterations; the last step is shorter
+    evaluated = [info["iteration"] for *_, info in steps if "test_accuracy" in info]
+    assert evaluated == [10, 20, 24]  # the steps containing the ends of epochs 1, 2 and 3
+
+
+def test_eval_every_n_epochs_and_never():
+    _, steps = run_episode(LRScheduleEnv(preset="tiny", epochs=3, eval_every_epochs=2), lambda s: 0)
+    assert [info["epoch"] for *_, info in steps if "test_accuracy" in info] == [2, 3]
+    _, steps = run_episode(LRScheduleEnv(preset="tiny", eval_every_epochs=0), lambda s: 0)
+    assert not any("test_accuracy" in info for *_, info in steps)
+
+
+def test_cifar10_episode_runs_on_files_in_cifar10_format(cifar10_dir):
+    root, _ = cifar10_dir
+    env = LRScheduleEnv(preset="tiny", dataset="cifar10", data_dir=str(root), batch_size=50)
+    _, steps = run_episode(env, lambda step: DECAY)
+    assert len(steps) == 2 * (200 // 50)
+    assert 0.0 <= steps[-1][4]["test_accuracy"] <= 1.0
+
+
+def test_cuda_requested_without_cuda_is_a_clear_error():
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is present here")
+    env = LRScheduleEnv(preset="tiny", device="cuda")
+    with pytest.raises(RuntimeError, match="CUDA is not available"):
+        env.reset(seed=0)
+
+
+def test_registration_is_idempotent_and_module_prefixed_ids_work():
+    qan_env.register_envs()
+    qan_env.register_envs()
+    env = gym.make("qan_env:qan_env/LRSchedule-v0", preset="tiny", epochs=1)
+    assert env.unwrapped.config.epochs == 1
+    assert env.spec.id == "qan_env/LRSchedule-v0"
+
+
+@pytest.mark.parametrize("env_id", sorted(ENV_IDS))
+def test_every_registered_id_makes_its_preset(env_id):
+    env = gym.make(env_id)
+    assert env.unwrapped.config == qan_env.make_config(ENV_IDS[env_id]["preset"])
+    assert env.observation_space.shape == (193,) and env.action_space.n == 2
+    if env.unwrapped.config.dataset == "synthetic":
+        observation, _ = env.reset(seed=0)
+        assert observation in env.observation_space
+        assert env.step(DECAY)[0] in env.observation_space
+
+
+def test_vector_env_and_frame_stacking_from_gymnasium():
+    envs = gym.make_vec("qan_env/LRSchedule-tiny-v0", num_envs=2, vectorization_mode="sync")
+    observations, _ = envs.reset(seed=[0, 1])
+    assert observations.shape == (2, 193)
+    assert not np.array_equal(observations[0], observations[1])
+    observations, rewards, *_ = envs.step(np.array([DECAY, RESTART]))
+    assert rewards.shape == (2,)
+    stacked = gym.wrappers.FrameStackObservation(gym.make("qan_env/LRSchedule-tiny-v0"), 4)
+    observation, _ = stacked.reset(seed=0)
+    assert observation.shape == (4, 193)
