@@ -102,6 +102,12 @@ def _validate(config: EnvConfig) -> None:
     for field in ("epochs", "iterations_per_step"):
         _check_int(config, field, 1)
     _check_int(config, "synthetic_seed", 0)
+    if config.dataset == "synthetic" and config.batch_size > config.synthetic_train_size:
+        _refuse(
+            "batch_size",
+            config.batch_size,
+            f"at most synthetic_train_size ({config.synthetic_train_size})",
+        )
     _check_int(config, "eval_every_epochs", 0)
     if isinstance(config.depth, bool) or not isinstance(config.depth, int):
         _refuse("depth", config.depth, "an integer 6n+4 with n >= 1 (10, 16, 22, 28, 34, 40, ...)")

@@ -174,11 +174,6 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
                 config.synthetic_test_size,
                 config.synthetic_seed,
             )
-            if config.batch_size > len(train):
-                raise ValueError(
-                    f"batch_size={config.batch_size} is not allowed: the {config.dataset} "
-                    f"training set has only {len(train)} images"
-                )
             train, test = train.to(device), test.to(device)
             self._data = (train, test, Normalizer(*channel_statistics(train.images)))
         return self._data

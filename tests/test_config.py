@@ -34,6 +34,7 @@ def test_every_preset_is_valid_and_overridable(preset):
         ("initial_lr", float("nan"), "finite"),
         ("dataset", "imagenet", r"one of \('cifar10', 'synthetic'\)"),
         ("batch_size", 0, ">= 1"),
+        ("batch_size", 512, r"at most synthetic_train_size \(256\)"),
         ("epochs", 2.5, "integer"),
         ("decay_rate", 1.0, r"\(0, 1\)"),
         ("decay_rate", 0.0, "> 0.0"),
