@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,20 @@ from cifar_format import write_cifar10
 from torchvision.datasets import CIFAR10
 
 from qan_env import LRScheduleEnv
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_script(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``python *args`` from the repository root, as a user would; never raises."""
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 @pytest.fixture

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
+from conftest import run_script
 from stable_baselines3 import DQN
 
 from qan_env import LRScheduleEnv
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_sb3_dqn_learns_on_tiny_and_is_told_when_episodes_end():
@@ -43,24 +39,16 @@ def test_sb3_dqn_learns_on_tiny_and_is_told_when_episodes_end():
 
 
 def test_agent_script_trains_two_tiny_episodes_and_writes_its_outputs(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "agents/sb3_dqn.py",
-            "--preset",
-            "tiny",
-            "--episodes",
-            "2",
-            "--env",
-            "epochs=1",
-            "--output",
-            str(tmp_path),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    result = run_script(
+        "agents/sb3_dqn.py",
+        "--preset",
+        "tiny",
+        "--episodes",
+        "2",
+        "--env",
+        "epochs=1",
+        "--output",
+        str(tmp_path),
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0] == "preset: tiny (device: cpu)"

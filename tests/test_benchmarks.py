@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
+from conftest import ROOT, run_script
 
-ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = sorted((ROOT / "benchmarks").glob("*.py"))
 
 
@@ -18,13 +14,6 @@ def test_there_are_benchmarks():
 
 @pytest.mark.parametrize("script", BENCHMARKS, ids=lambda path: path.stem)
 def test_benchmark_runs_quick_and_prints_its_ratio_last(script):
-    result = subprocess.run(
-        [sys.executable, str(script), "--quick"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = run_script(str(script), "--quick")
     assert result.returncode == 0, result.stderr
     assert "ratio" in result.stdout.strip().splitlines()[-1]
