@@ -219,9 +219,16 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
         return observation, self._info(loss, diverged=False)
 
     def step(self, action: np.int64 | int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        if self._trainer is None or self._episode_over:
-            raise RuntimeError("the episode is over or has not started: call reset() first")
-        self._lr = self.actions.apply(self.actions.index(action), self._lr)
+        self._check_running()
+        return self.step_lr(self.actions.apply(self.actions.index(action), self._lr))
+
+    def step_lr(self, lr: float) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """A step at ``lr`` instead of an action's lr: how fixed schedules (baselines) run on
+        exactly the training, observations and rewards the agent gets."""
+        self._check_running()
+        if not (isinstance(lr, int | float) and math.isfinite(lr) and lr >= 0):
+            raise ValueError(f"lr={lr!r} is not allowed: a finite number >= 0")
+        self._lr = float(lr)
         trainer = self._trainer
         per_epoch = trainer.loader.iterations_per_epoch
         remaining = min(self.config.iterations_per_step, self.total_iterations - trainer.iteration)
@@ -253,6 +260,10 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
         if evaluation is not None:
             info["test_loss"], info["test_accuracy"] = evaluation
         return observation, reward, terminated, False, info
+
+    def _check_running(self) -> None:
+        if self._trainer is None or self._episode_over:
+            raise RuntimeError("the episode is over or has not started: call reset() first")
 
     def _evaluates(self, epoch: int) -> bool:
         every = self.config.eval_every_epochs
