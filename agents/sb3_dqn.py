@@ -184,6 +184,8 @@ class StepLogger(BaseCallback):
         )
         self.episode_return, self.last_accuracy = 0.0, math.nan
         if len(self.episodes) % self.args.checkpoint_every == 0:
+            self.csv_file.flush()  # the log on disk reaches at least the checkpoint
+            self.writer.flush()
             save_checkpoint(self.model, self.args.output / "checkpoint", self.episodes)
 
     def _on_training_end(self) -> None:

@@ -102,7 +102,8 @@ class SB3Policy:
     def reset(self, seed: int) -> None:
         self.frames = None
 
-    def act(self, observation: np.ndarray, step: int) -> int:
+    def model_input(self, observation: np.ndarray) -> np.ndarray:
+        """Push ``observation`` on the history; the stacked, normalised ``[1, k * n]`` input."""
         if self.frames is None:
             stack = self.model.observation_space.shape[0] // observation.shape[0]
             self.frames = np.zeros((stack, observation.shape[0]), dtype=np.float32)
@@ -111,7 +112,10 @@ class SB3Policy:
         stacked = self.frames.reshape(1, -1)
         if self.normalizer is not None:
             stacked = self.normalizer.normalize_obs(stacked)
-        action, _ = self.model.predict(stacked, deterministic=True)
+        return stacked
+
+    def act(self, observation: np.ndarray, step: int) -> int:
+        action, _ = self.model.predict(self.model_input(observation), deterministic=True)
         return int(action[0])
 
 

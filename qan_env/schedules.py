@@ -91,14 +91,13 @@ class WarmRestarts(LRSchedule):
 
     def __call__(self, step: int, total: int) -> float:
         lengths = [self.cycle_growth**cycle for cycle in range(self.cycles)]
-        unit = total / sum(lengths)
-        start = 0.0
-        for cycle, length in enumerate(lengths):
-            end = start + length * unit
+        start = 0
+        for cycle in range(self.cycles):  # whole-step cycles, so each restart is exact
+            end = round(total * sum(lengths[: cycle + 1]) / sum(lengths))
             if step < end or cycle == self.cycles - 1:
-                progress = min((step - start) / (end - start), 1.0)
                 break
             start = end
+        progress = min((step - start) / max(end - start, 1), 1.0)
         return self.final_lr + 0.5 * (self.initial_lr - self.final_lr) * (
             1 + math.cos(math.pi * progress)
         )

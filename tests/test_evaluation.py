@@ -1,0 +1,158 @@
+"""Fixed schedules give the lr curves they name; evaluation is greedy and reproducible."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from stable_baselines3 import DQN
+from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecNormalize
+
+from qan_env import LRScheduleEnv
+from qan_env.actions import DECAY, RESTART
+from qan_env.evaluation import RandomPolicy, SB3Policy, evaluate, run_episode
+from qan_env.schedules import (
+    ActionSchedule,
+    Constant,
+    Cosine,
+    StepDecay,
+    WarmRestarts,
+    baselines,
+    restart_period,
+)
+
+LR0 = 0.1
+
+
+@pytest.fixture(scope="module")
+def env():
+    return LRScheduleEnv(preset="tiny", epochs=4, eval_every_epochs=2)  # 32 steps
+
+
+def lrs_of(env, schedule) -> np.ndarray:
+    return np.array(run_episode(env, schedule, seed=0).lrs)
+
+
+def test_constant(env):
+    assert np.all(lrs_of(env, Constant(0.03)) == 0.03)
+
+
+def test_wrn_step_multiplies_by_0_2_at_30_60_and_80_percent(env):
+    lrs = lrs_of(env, StepDecay(LR0))
+    expected = LR0 * 0.2 ** np.searchsorted([10, 19, 26], np.arange(32), side="right")
+    np.testing.assert_allclose(lrs, expected)  # round(0.3 * 32) = 10, 19, 26
+    budget = np.array([StepDecay(LR0)(step, 200) for step in range(200)])
+    assert [int(i) for i in np.flatnonzero(np.diff(budget)) + 1] == [60, 120, 160]
+
+
+def test_cosine_falls_smoothly_from_lr0_to_zero(env):
+    lrs = lrs_of(env, Cosine(LR0))
+    assert lrs[0] == LR0 and lrs[-1] == pytest.approx(0.0, abs=1e-12)
+    assert np.all(np.diff(lrs) < 0)
+    assert lrs[len(lrs) // 2] == pytest.approx(LR0 / 2, rel=0.1)
+
+
+def test_sgdr_restarts_twice_with_cycles_doubling(env):
+    lrs = lrs_of(env, WarmRestarts(LR0))
+    restarts = [int(i) for i in np.flatnonzero(np.diff(lrs) > 0) + 1]
+    # 32 steps in cycles of 1:2:4 units of 32/7: restarts at steps 5 (4.57) and 14 (13.7).
+    assert restarts == [5, 14]
+    assert lrs[0] == lrs[5] == lrs[14] == LR0
+    for start, end in ((0, 5), (5, 14), (14, 32)):
+        assert np.all(np.diff(lrs[start:end]) < 0)
+
+
+def test_always_decay_takes_the_envs_decay_every_step(env):
+    record = run_episode(env, ActionSchedule(), seed=0)
+    assert record.actions == [DECAY] * 32
+    np.testing.assert_allclose(record.lrs, LR0 * 0.95 ** np.arange(1, 33))
+
+
+def test_restart_every_k_steps(env):
+    record = run_episode(env, ActionSchedule(restart_every=5), seed=0)
+    assert [i for i, a in enumerate(record.actions) if a == RESTART] == [4, 9, 14, 19, 24, 29]
+    assert record.lrs[4] == record.lrs[9] == LR0
+    assert record.lrs[3] == pytest.approx(LR0 * 0.95**4)
+    assert restart_period(0.05) == 90 and LR0 * 0.95**90 <= 0.01 * LR0 < LR0 * 0.95**89
+
+
+def test_baselines_are_the_six_named_schedules():
+    names = [schedule.name for schedule in baselines(LR0, 0.05)]
+    assert names == [
+        "constant 0.1",
+        "WRN step",
+        "cosine",
+        "SGDR",
+        "always decay",
+        "restart every 90",
+    ]
+
+
+def test_evaluate_records_every_policy_on_every_seed(env):
+    records = evaluate(env, [RandomPolicy(2), Cosine(LR0)], seeds=[3, 4])
+    assert [(r.policy, r.seed) for r in records] == [
+        ("random", 3),
+        ("random", 4),
+        ("cosine", 3),
+        ("cosine", 4),
+    ]
+    for record in records:
+        assert record.epochs == [2, 4] and len(record.test_accuracy) == 2
+        assert len(record.lrs) == len(record.rewards) == len(record.train_losses) == 32
+        assert record.episode_return == pytest.approx(sum(record.rewards))
+        assert math.isnan(record.accuracy_at(1)) and record.accuracy_at(4) > 0
+    # Same seed, same start: the two policies' first losses agree.
+    assert records[0].train_losses[0] == records[2].train_losses[0]
+    random_actions = [records[0].actions, records[1].actions]
+    assert random_actions[0] != random_actions[1] and set(random_actions[0]) == {0, 1}
+    assert records[2].actions == []
+
+
+@pytest.fixture(scope="module")
+def exploring_model(env):
+    model = DQN(
+        "MlpPolicy",
+        LRScheduleEnv(preset="tiny"),
+        learning_starts=4,
+        buffer_size=64,
+        batch_size=4,
+        seed=0,
+        device="cpu",
+    )
+    model.learn(20)
+    model.exploration_rate = 1.0  # exploration left on, as in the withdrawn code
+    return model
+
+
+def test_evaluation_is_greedy_same_seed_same_actions(env, exploring_model):
+    policy = SB3Policy(exploring_model)
+    first = run_episode(env, policy, seed=7)
+    second = run_episode(env, policy, seed=7)
+    assert first.actions == second.actions and first.lrs == second.lrs
+    # A policy that explored with epsilon 1 would act at random; greedy ones do not.
+    observation, _ = env.reset(seed=7)
+    greedy, _ = exploring_model.predict(observation[None], deterministic=True)
+    assert first.actions[0] == int(greedy[0])
+
+
+def test_sb3_policy_sees_what_sb3s_wrappers_showed_the_model(env):
+    """Stacking and normalising by hand gives the very inputs VecFrameStack + VecNormalize give."""
+    venv = VecNormalize(VecFrameStack(DummyVecEnv([lambda: LRScheduleEnv(preset="tiny")]), 3))
+    venv.seed(0)
+    venv.reset()
+    for step in range(20):  # gather normalisation statistics, across an episode end
+        venv.step(np.array([step % 2]))
+    venv.training = False
+    model = DQN("MlpPolicy", venv, device="cpu", seed=0)
+    policy = SB3Policy(model, normalizer=venv)
+    raw_env = LRScheduleEnv(preset="tiny")
+    venv.seed(11)
+    wrapped = venv.reset()
+    raw, _ = raw_env.reset(seed=11)
+    policy.reset(11)
+    for step in range(8):
+        np.testing.assert_allclose(policy.model_input(raw), wrapped, rtol=1e-6, atol=1e-6)
+        action = step % 2
+        wrapped, *_ = venv.step(np.array([action]))
+        raw, *_ = raw_env.step(action)
