@@ -20,7 +20,6 @@ normalisation statistics and replay buffer after every ``--checkpoint-every`` ep
 from __future__ import annotations
 
 import argparse
-import ast
 import csv
 import json
 import math
@@ -36,6 +35,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from qan_env import LRScheduleEnv
+from qan_env.config import parse_overrides
 from qan_env.evaluation import SB3Policy, evaluate
 
 CSV_COLUMNS = [
@@ -99,20 +99,6 @@ def parse_args() -> argparse.Namespace:
     if args.output is None:
         args.output = Path("runs/sb3_dqn") / f"{args.preset}-seed{args.seed}"
     return args
-
-
-def parse_overrides(pairs: list[str]) -> dict[str, object]:
-    """``["epochs=5", "device=cpu"]`` -> ``{"epochs": 5, "device": "cpu"}``."""
-    overrides = {}
-    for pair in pairs:
-        field, separator, text = pair.partition("=")
-        if not separator:
-            raise SystemExit(f"--env {pair!r}: expected FIELD=VALUE, such as epochs=5")
-        try:
-            overrides[field] = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            overrides[field] = text  # a bare word such as cpu or cifar10
-    return overrides
 
 
 class StepLogger(BaseCallback):
@@ -248,7 +234,10 @@ def main() -> None:
         run_evaluation(args, device)
         return
     print(f"preset: {args.preset} (device: {device})")
-    overrides = parse_overrides(args.env)
+    try:
+        overrides = parse_overrides(args.env)
+    except ValueError as error:
+        raise SystemExit(f"--env: {error}") from error
     args.output.mkdir(parents=True, exist_ok=True)
 
     def make_env() -> gym.Env:

@@ -8,6 +8,7 @@ a bad value is refused with a message naming the field, the value and what is al
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import math
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from qan_env.training.models import check_depth
 
 DATASETS = ("cifar10", "synthetic")
 LAYER_SELECTIONS = ("first_conv", "all_conv")
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,9 @@ class EnvConfig:
     max_loss: float = 100.0  # a step's loss above this (or not finite) is divergence
     # Runtime
     device: str = "auto"  # "auto": CUDA when available, else the CPU
+    precision: str = "fp32"  # "bf16": bfloat16 autocast for the network (for GPUs)
+    channels_last: bool = False  # NHWC memory layout for convolutions (for GPUs)
+    compile_model: bool = False  # torch.compile the network (slow first steps)
 
     def __post_init__(self) -> None:
         if isinstance(self.monitored_layers, list):
@@ -92,9 +97,11 @@ def _check_float(
 
 
 def _validate(config: EnvConfig) -> None:
+    if config.precision not in PRECISIONS:
+        _refuse("precision", config.precision, f"one of {PRECISIONS}")
     if config.dataset not in DATASETS:
         _refuse("dataset", config.dataset, f"one of {DATASETS}")
-    for flag in ("download", "nesterov", "keep_action"):
+    for flag in ("download", "nesterov", "keep_action", "channels_last", "compile_model"):
         if not isinstance(getattr(config, flag), bool):
             _refuse(flag, getattr(config, flag), "True or False")
     for field in ("synthetic_train_size", "synthetic_test_size", "widen_factor", "batch_size"):
@@ -198,3 +205,18 @@ def make_config(preset: str = "paper", **overrides: object) -> EnvConfig:
             f"unknown setting(s) {', '.join(unknown)}: allowed are {', '.join(sorted(fields))}"
         )
     return dataclasses.replace(PRESETS[preset], **overrides)
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, object]:
+    """Command-line ``FIELD=VALUE`` pairs as overrides: ``["epochs=5", "device=cpu"]`` ->
+    ``{"epochs": 5, "device": "cpu"}``. Values are Python literals, or else plain strings."""
+    overrides: dict[str, object] = {}
+    for pair in pairs:
+        field, separator, text = pair.partition("=")
+        if not separator or not field:
+            raise ValueError(f"{pair!r} is not FIELD=VALUE, such as epochs=5")
+        try:
+            overrides[field] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            overrides[field] = text  # a bare word such as cpu or cifar10
+    return overrides

@@ -13,7 +13,7 @@ from gymnasium import spaces
 
 from qan_env.actions import LearningRateActions
 from qan_env.config import LAYER_SELECTIONS, EnvConfig, make_config
-from qan_env.features import feature_names, weight_statistics
+from qan_env.features import feature_names, layer_statistics
 from qan_env.rewards import default_reward_scale, divergence_penalty, log_loss_decrease
 from qan_env.training.data import (
     CIFAR10_TRAIN_SIZE,
@@ -205,7 +205,15 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
             augment_generator=augment_generator,
         )
         self._trainer = Trainer(
-            model, loader, test, config.momentum, config.nesterov, config.weight_decay
+            model,
+            loader,
+            test,
+            config.momentum,
+            config.nesterov,
+            config.weight_decay,
+            bf16=config.precision == "bf16",
+            channels_last=config.channels_last,
+            compile_model=config.compile_model,
         )
         modules = dict(model.named_modules())
         self._monitored = [modules[name].weight for name in self.monitored_layers]
@@ -271,7 +279,7 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
 
     def _observe(self, loss: torch.Tensor) -> tuple[np.ndarray, float]:
         """The observation and the loss, brought to the host in one copy."""
-        packed = torch.cat([weight_statistics(w) for w in self._monitored] + [loss.view(1)])
+        packed = torch.cat([layer_statistics(self._monitored), loss.view(1)])
         packed = packed.cpu().numpy()
         observation = np.append(packed[:-1], np.float32(self._lr)).astype(np.float32)
         return observation, float(packed[-1])

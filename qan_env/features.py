@@ -11,12 +11,14 @@ an output channel and ``w_ij`` the ``kh x kw`` kernel joining them. Per layer, i
 192 numbers, with ``g`` and ``h`` as below (numpy/scipy definitions). Within an ``h`` block
 the entries run statistic-major: ``g``-statistic 0 under ``h`` 0..4, then ``g``-statistic 1...
 
-Everything is batched torch on the weight's device: one sort per group partition and no
-Python loop over groups, so the observation costs a small fraction of a training iteration.
+Everything is batched torch on the weights' device, with no Python loop over groups:
+layers of one shape are stacked and done together, and each partition's groups take one
+batched sort and a few elementwise passes.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 #: ``g``: statistics of one set of weights. Quantiles interpolate linearly (numpy's default),
@@ -44,6 +46,7 @@ LIST_STATISTICS = ("mean", "median", "std", "max", "min")
 PARTITIONS = ("in", "out", "kernel")
 
 FEATURES_PER_LAYER = len(SET_STATISTICS) * (1 + len(PARTITIONS) * len(LIST_STATISTICS))
+QUANTILES = (0.25, 0.5, 0.75)
 
 
 def feature_names(layer: str) -> list[str]:
@@ -54,83 +57,102 @@ def feature_names(layer: str) -> list[str]:
     return names
 
 
-def _sorted_quantiles(sorted_rows: torch.Tensor, qs: tuple[float, ...]) -> torch.Tensor:
-    """Quantiles of each row of an already sorted ``[groups, n]`` tensor, numpy's "linear"."""
-    n = sorted_rows.shape[1]
-    columns = []
-    for q in qs:
-        position = q * (n - 1)
-        low = int(position)
-        high = min(low + 1, n - 1)
-        fraction = position - low
-        columns.append(
-            sorted_rows[:, low] + fraction * (sorted_rows[:, high] - sorted_rows[:, low])
-        )
-    return torch.stack(columns, dim=1)
+def _sorted(rows: torch.Tensor) -> torch.Tensor:
+    """``rows`` sorted along the last dimension.
 
-
-def set_statistics(groups: torch.Tensor) -> torch.Tensor:
-    """``g`` of each row of a ``[groups, n]`` tensor: a ``[groups, 12]`` tensor.
-
-    A row with zero variance (to float precision, scipy's test) has skewness and kurtosis 0.
+    On the CPU, numpy's sort: it is vectorised (x86-simd-sort) and computes no indices,
+    which makes it 10 to 30 times faster than torch's CPU sort on these tensors.
     """
-    groups = groups.float()
-    mean = groups.mean(dim=1)
-    centered = groups - mean[:, None]
+    if rows.device.type == "cpu":
+        return torch.from_numpy(np.sort(rows.contiguous().numpy(), axis=-1))
+    return rows.sort(dim=-1).values
+
+
+def _quantile(ordered: torch.Tensor, q: float) -> torch.Tensor:
+    """The ``q`` quantile of sorted rows (last dimension), numpy's "linear" rule."""
+    n = ordered.shape[-1]
+    position = q * (n - 1)
+    low = int(position)
+    high = min(low + 1, n - 1)
+    fraction = position - low
+    if fraction == 0.0:
+        return ordered[..., low]
+    return ordered[..., low] + fraction * (ordered[..., high] - ordered[..., low])
+
+
+def _set_statistics(rows: torch.Tensor) -> torch.Tensor:
+    """``g`` of each row (last dimension) of ``rows``: ``[12, *rows.shape[:-1]]``, float32.
+
+    Two passes (the mean, then central powers) keep float32 accurate. A row with zero
+    variance (to float precision, scipy's test) has skewness, kurtosis and every central
+    moment 0.
+    """
+    ordered = _sorted(rows)
+    mean = rows.mean(dim=-1)
+    centered = rows - mean.unsqueeze(-1)
     squared = centered * centered
-    m2 = squared.mean(dim=1)
-    m3 = (squared * centered).mean(dim=1)
-    m4 = (squared * squared).mean(dim=1)
-    m5 = (squared * squared * centered).mean(dim=1)
-    # scipy's rule for "the variance is zero up to rounding": m2 <= (eps * mean)^2.
-    eps = torch.finfo(groups.dtype).eps
-    flat = m2 <= (eps * mean) ** 2
+    m2 = squared.mean(dim=-1)
+    m3 = (squared * centered).mean(dim=-1)
+    m4 = (squared * squared).mean(dim=-1)
+    m5 = (squared * squared * centered).mean(dim=-1)
+    flat = m2 <= (torch.finfo(rows.dtype).eps * mean) ** 2
     safe_m2 = torch.where(flat, torch.ones_like(m2), m2)
-    skew = torch.where(flat, torch.zeros_like(m2), m3 / safe_m2.pow(1.5))
-    kurtosis = torch.where(flat, torch.zeros_like(m2), m4 / (safe_m2 * safe_m2) - 3.0)
-    quantiles = _sorted_quantiles(groups.sort(dim=1).values, (0.25, 0.5, 0.75))
-    return torch.cat(
-        [
-            mean[:, None],
-            quantiles,
-            m2.sqrt()[:, None],
-            skew[:, None],
-            kurtosis[:, None],
-            torch.zeros_like(mean)[:, None],  # the first central moment is 0 by definition
-            m2[:, None],
-            m3[:, None],
-            m4[:, None],
-            m5[:, None],
-        ],
-        dim=1,
-    )
+    zero = torch.zeros_like(m2)
+    skew = torch.where(flat, zero, m3 / safe_m2.pow(1.5))
+    kurtosis = torch.where(flat, zero, m4 / (safe_m2 * safe_m2) - 3.0)
+    m2, m3, m4, m5 = (torch.where(flat, zero, m) for m in (m2, m3, m4, m5))
+    quantiles = [_quantile(ordered, q) for q in QUANTILES]
+    # The first central moment is 0 by definition.
+    return torch.stack([mean, *quantiles, m2.sqrt(), skew, kurtosis, zero, m2, m3, m4, m5])
 
 
-def list_statistics(values: torch.Tensor) -> torch.Tensor:
-    """``h`` of each column of a ``[n, k]`` tensor, flattened column-major: ``k * 5`` numbers."""
-    columns = values.t()
-    mean = columns.mean(dim=1, keepdim=True)
-    std = (columns - mean).pow(2).mean(dim=1, keepdim=True).sqrt()
-    median = _sorted_quantiles(columns.sort(dim=1).values, (0.5,))
-    stats = torch.cat(
-        [mean, median, std, columns.amax(dim=1, keepdim=True), columns.amin(dim=1, keepdim=True)],
-        dim=1,
-    )
-    return stats.reshape(-1)
+def _list_statistics(values: torch.Tensor) -> torch.Tensor:
+    """``h`` over the last dimension of ``[12, L, groups]``: ``[L, 12 * 5]``, statistic-major."""
+    mean = values.mean(dim=-1)
+    std = (values - mean.unsqueeze(-1)).pow(2).mean(dim=-1).sqrt()
+    median = _quantile(_sorted(values), 0.5)
+    stats = torch.stack([mean, median, std, values.amax(dim=-1), values.amin(dim=-1)], dim=-1)
+    return stats.transpose(0, 1).flatten(1)
+
+
+def _same_shape_statistics(weights: torch.Tensor) -> torch.Tensor:
+    """The 192 statistics of each of ``L`` stacked weights ``[L, out, in, kh, kw]``."""
+    n_layers, n_out, n_in = weights.shape[:3]
+    kernels = weights.reshape(n_layers, n_out, n_in, -1).float()
+    by_input = kernels.transpose(1, 2).reshape(n_layers, n_in, -1)  # row i: w_i*
+    by_output = kernels.reshape(n_layers, n_out, -1)  # row j: w_*j
+    parts = [
+        _set_statistics(kernels.reshape(n_layers, -1)).t(),
+        _list_statistics(_set_statistics(by_input)),
+        _list_statistics(_set_statistics(by_output)),
+        _list_statistics(_set_statistics(kernels.reshape(n_layers, n_out * n_in, -1))),
+    ]
+    return torch.cat(parts, dim=-1)
+
+
+def layer_statistics(weights: list[torch.Tensor]) -> torch.Tensor:
+    """The 192 statistics of each conv weight, concatenated in order: ``[192 * len]`` float32.
+
+    Weights of the same shape are stacked and done in one batch.
+    """
+    for weight in weights:
+        if weight.dim() != 4:
+            raise ValueError(
+                f"weight_statistics expects a conv weight of shape [out, in, kh, kw], "
+                f"got shape {tuple(weight.shape)}"
+            )
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for index, weight in enumerate(weights):
+        by_shape.setdefault(tuple(weight.shape), []).append(index)
+    results: list[torch.Tensor | None] = [None] * len(weights)
+    with torch.no_grad():
+        for indices in by_shape.values():
+            stacked = torch.stack([weights[index].detach() for index in indices])
+            for index, stats in zip(indices, _same_shape_statistics(stacked), strict=True):
+                results[index] = stats
+    return torch.cat(results)
 
 
 def weight_statistics(weight: torch.Tensor) -> torch.Tensor:
     """The 192 statistics of one conv weight ``[out, in, kh, kw]``, float32 on its device."""
-    if weight.dim() != 4:
-        raise ValueError(
-            f"weight_statistics expects a conv weight of shape [out, in, kh, kw], "
-            f"got shape {tuple(weight.shape)}"
-        )
-    weight = weight.detach()
-    n_out, n_in = weight.shape[:2]
-    by_input = weight.transpose(0, 1).reshape(n_in, -1)  # row i: w_i*
-    by_output = weight.reshape(n_out, -1)  # row j: w_*j
-    by_kernel = weight.reshape(n_out * n_in, -1)  # row (j, i): w_ij
-    parts = [set_statistics(weight.reshape(1, -1)).reshape(-1)]
-    parts += [list_statistics(set_statistics(rows)) for rows in (by_input, by_output, by_kernel)]
-    return torch.cat(parts)
+    return layer_statistics([weight])

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from qan_env import PRESETS, LRScheduleEnv, make_config
+from qan_env.config import parse_overrides
 
 
 def test_the_paper_preset_is_the_papers_experiment():
@@ -50,6 +51,8 @@ def test_every_preset_is_valid_and_overridable(preset):
         ("monitored_layers", (), "non-empty list"),
         ("device", "tpu", "'auto', 'cpu', 'cuda'"),
         ("max_loss", 0, "> 0.0"),
+        ("precision", "fp16", r"one of \('fp32', 'bf16'\)"),
+        ("channels_last", 1, "True or False"),
     ],
 )
 def test_bad_values_are_refused_with_field_value_and_rule(field, value, allowed):
@@ -82,3 +85,15 @@ def test_layer_list_is_accepted_as_a_list():
     env = LRScheduleEnv(preset="tiny", monitored_layers=["conv1", "block2.0.shortcut"])
     assert env.monitored_layers == ("conv1", "block2.0.shortcut")
     assert env.observation_space.shape == (2 * 192 + 1,)
+
+
+def test_command_line_overrides_are_parsed_as_literals_or_words():
+    pairs = ["epochs=5", "device=cpu", "restart_lr=0.05", "monitored_layers=['conv1']"]
+    assert parse_overrides(pairs) == {
+        "epochs": 5,
+        "device": "cpu",
+        "restart_lr": 0.05,
+        "monitored_layers": ["conv1"],
+    }
+    with pytest.raises(ValueError, match="'epochs' is not FIELD=VALUE"):
+        parse_overrides(["epochs"])

@@ -9,7 +9,12 @@ import pytest
 import scipy.stats
 import torch
 
-from qan_env.features import FEATURES_PER_LAYER, feature_names, weight_statistics
+from qan_env.features import (
+    FEATURES_PER_LAYER,
+    feature_names,
+    layer_statistics,
+    weight_statistics,
+)
 
 
 def g_reference(groups: np.ndarray) -> np.ndarray:
@@ -116,3 +121,19 @@ def test_first_moment_is_exactly_zero_and_names_are_ordered():
 def test_rejects_a_weight_that_is_not_a_conv_weight():
     with pytest.raises(ValueError, match=r"\[out, in, kh, kw\].*\(10, 3\)"):
         weight_statistics(torch.zeros(10, 3))
+
+
+def test_layers_of_one_shape_are_batched_without_changing_any_number():
+    generator = torch.Generator().manual_seed(5)
+    shapes = [(8, 4, 3, 3), (6, 4, 1, 1), (8, 4, 3, 3), (8, 4, 3, 3)]
+    weights = [torch.randn(shape, generator=generator) * 0.1 for shape in shapes]
+    together = layer_statistics(weights)
+    assert together.shape == (4 * FEATURES_PER_LAYER,)
+    for index, weight in enumerate(weights):
+        alone = together[index * FEATURES_PER_LAYER : (index + 1) * FEATURES_PER_LAYER]
+        np.testing.assert_allclose(
+            alone.double().numpy(),
+            statistics_reference(weight.double().numpy()),
+            rtol=2e-3,
+            atol=1e-6,
+        )

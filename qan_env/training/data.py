@@ -218,18 +218,16 @@ def crop_and_flip(
     batch, channels, height, width = images.shape
     device = images.device
     padded = F.pad(images, (padding, padding, padding, padding))
-    top = torch.randint(0, 2 * padding + 1, (batch, 1), generator=generator, device=device)
-    left = torch.randint(0, 2 * padding + 1, (batch, 1), generator=generator, device=device)
-    flip = torch.rand(batch, 1, generator=generator, device=device) < 0.5
-    rows = top + torch.arange(height, device=device)
+    padded_width = width + 2 * padding
+    top = torch.randint(0, 2 * padding + 1, (batch, 1, 1), generator=generator, device=device)
+    left = torch.randint(0, 2 * padding + 1, (batch, 1, 1), generator=generator, device=device)
+    flip = torch.rand(batch, 1, 1, generator=generator, device=device) < 0.5
     columns = torch.arange(width, device=device)
-    columns = left + torch.where(flip, columns.flip(0), columns)
-    return padded[
-        torch.arange(batch, device=device)[:, None, None, None],
-        torch.arange(channels, device=device)[None, :, None, None],
-        rows[:, None, :, None],
-        columns[:, None, None, :],
-    ]
+    columns = left + torch.where(flip, columns.flip(0), columns)  # [batch, 1, width]
+    rows = top + torch.arange(height, device=device).view(1, height, 1)  # [batch, height, 1]
+    source = (rows * padded_width + columns).view(batch, 1, height * width)
+    flat = padded.view(batch, channels, -1)
+    return flat.gather(2, source.expand(batch, channels, -1)).view(batch, channels, height, width)
 
 
 class DeviceLoader:

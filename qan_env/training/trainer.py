@@ -26,8 +26,14 @@ class Trainer:
         momentum: float = 0.9,
         nesterov: bool = True,
         weight_decay: float = 5e-4,
+        bf16: bool = False,
+        channels_last: bool = False,
+        compile_model: bool = False,
     ) -> None:
-        self.model = model
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.model = model.to(memory_format=self.memory_format)
+        self.forward = torch.compile(model) if compile_model else model
+        self.bf16 = bf16
         self.loader = loader
         self.test_set = test_set
         self.optimizer = torch.optim.SGD(
@@ -43,6 +49,14 @@ class Trainer:
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
+
+    def _loss(
+        self, images: torch.Tensor, labels: torch.Tensor, reduction: str = "mean"
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cross-entropy (in float32) and logits, under bf16 autocast when asked for."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            logits = self.forward(images.contiguous(memory_format=self.memory_format))
+        return F.cross_entropy(logits.float(), labels, reduction=reduction), logits
 
     def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self._pending is not None:
@@ -63,7 +77,7 @@ class Trainer:
         buffers = {name: value.clone() for name, value in self.model.named_buffers()}
         self.model.train()
         with torch.no_grad():
-            loss = F.cross_entropy(self.model(images), labels)
+            loss, _ = self._loss(images, labels)
         for name, value in self.model.named_buffers():
             value.copy_(buffers[name])
         return loss
@@ -76,7 +90,7 @@ class Trainer:
         losses = torch.empty(iterations, device=self.device)
         for index in range(iterations):
             images, labels = self._next_batch()
-            loss = F.cross_entropy(self.model(images), labels)
+            loss, _ = self._loss(images, labels)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -94,8 +108,8 @@ class Trainer:
             for start in range(0, len(self.test_set), EVAL_BATCH_SIZE):
                 images = normalizer(self.test_set.images[start : start + EVAL_BATCH_SIZE])
                 labels = self.test_set.labels[start : start + EVAL_BATCH_SIZE]
-                logits = self.model(images)
-                total_loss += F.cross_entropy(logits, labels, reduction="sum")
+                loss, logits = self._loss(images, labels, reduction="sum")
+                total_loss += loss
                 correct += (logits.argmax(dim=1) == labels).sum()
         totals = torch.stack([total_loss, correct.float()]).cpu()
         count = len(self.test_set)
