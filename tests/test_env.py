@@ -262,3 +262,18 @@ def test_vector_env_and_frame_stacking_from_gymnasium():
     stacked = gym.wrappers.FrameStackObservation(gym.make("qan_env/LRSchedule-tiny-v0"), 4)
     observation, _ = stacked.reset(seed=0)
     assert observation.shape == (4, 193)
+
+
+def test_bf16_autocast_and_channels_last_train_the_same_network():
+    _, fp32 = run_episode(LRScheduleEnv(preset="tiny"), lambda step: DECAY)
+    fast_env = LRScheduleEnv(preset="tiny", precision="bf16", channels_last=True)
+    _, fast = run_episode(fast_env, lambda step: DECAY)
+    trainer = fast_env.unwrapped._trainer
+    assert trainer.bf16 and trainer.model.conv1.weight.is_contiguous(
+        memory_format=torch.channels_last
+    )
+    assert len(fast) == len(fp32)
+    for (obs, *_, info), (*_, ref_info) in zip(fast, fp32, strict=True):
+        assert obs in fast_env.observation_space
+        # bf16 keeps about 3 significant digits: the runs agree closely, not exactly.
+        assert info["train_loss"] == pytest.approx(ref_info["train_loss"], rel=0.05)
