@@ -74,10 +74,7 @@ def _quantile(ordered: torch.Tensor, q: float) -> torch.Tensor:
     position = q * (n - 1)
     low = int(position)
     high = min(low + 1, n - 1)
-    fraction = position - low
-    if fraction == 0.0:
-        return ordered[..., low]
-    return ordered[..., low] + fraction * (ordered[..., high] - ordered[..., low])
+    return torch.lerp(ordered[..., low], ordered[..., high], position - low)
 
 
 def _set_statistics(rows: torch.Tensor) -> torch.Tensor:
@@ -85,31 +82,32 @@ def _set_statistics(rows: torch.Tensor) -> torch.Tensor:
 
     Two passes (the mean, then central powers) keep float32 accurate. A row with zero
     variance (to float precision, scipy's test) has skewness, kurtosis and every central
-    moment 0.
+    moment 0. Few, large operations: this runs every step, often on small layers.
     """
     ordered = _sorted(rows)
     mean = rows.mean(dim=-1)
     centered = rows - mean.unsqueeze(-1)
     squared = centered * centered
-    m2 = squared.mean(dim=-1)
-    m3 = (squared * centered).mean(dim=-1)
-    m4 = (squared * squared).mean(dim=-1)
-    m5 = (squared * squared * centered).mean(dim=-1)
-    flat = m2 <= (torch.finfo(rows.dtype).eps * mean) ** 2
-    safe_m2 = torch.where(flat, torch.ones_like(m2), m2)
-    zero = torch.zeros_like(m2)
-    skew = torch.where(flat, zero, m3 / safe_m2.pow(1.5))
-    kurtosis = torch.where(flat, zero, m4 / (safe_m2 * safe_m2) - 3.0)
-    m2, m3, m4, m5 = (torch.where(flat, zero, m) for m in (m2, m3, m4, m5))
+    cubed = squared * centered
+    moments = torch.stack([squared, cubed, squared * squared, squared * cubed]).mean(dim=-1)
+    varying = (moments[0] > (torch.finfo(rows.dtype).eps * mean) ** 2).to(rows.dtype)
+    moments = moments * varying  # m2..m5, all 0 where there is no spread
+    m2 = moments[0] + (1.0 - varying)  # 1 where there is no spread: no division by 0
+    skew = moments[1] / m2.pow(1.5)
+    kurtosis = (moments[2] / (m2 * m2) - 3.0) * varying
     quantiles = [_quantile(ordered, q) for q in QUANTILES]
-    # The first central moment is 0 by definition.
-    return torch.stack([mean, *quantiles, m2.sqrt(), skew, kurtosis, zero, m2, m3, m4, m5])
+    first_moment = torch.zeros_like(mean)  # 0 by definition
+    return torch.cat(
+        [
+            torch.stack([mean, *quantiles, moments[0].sqrt(), skew, kurtosis, first_moment]),
+            moments,
+        ]
+    )
 
 
 def _list_statistics(values: torch.Tensor) -> torch.Tensor:
     """``h`` over the last dimension of ``[12, L, groups]``: ``[L, 12 * 5]``, statistic-major."""
-    mean = values.mean(dim=-1)
-    std = (values - mean.unsqueeze(-1)).pow(2).mean(dim=-1).sqrt()
+    std, mean = torch.std_mean(values, dim=-1, correction=0)
     median = _quantile(_sorted(values), 0.5)
     stats = torch.stack([mean, median, std, values.amax(dim=-1), values.amin(dim=-1)], dim=-1)
     return stats.transpose(0, 1).flatten(1)
@@ -145,7 +143,7 @@ def layer_statistics(weights: list[torch.Tensor]) -> torch.Tensor:
     for index, weight in enumerate(weights):
         by_shape.setdefault(tuple(weight.shape), []).append(index)
     results: list[torch.Tensor | None] = [None] * len(weights)
-    with torch.no_grad():
+    with torch.inference_mode():  # cheaper per operation than no_grad
         for indices in by_shape.values():
             stacked = torch.stack([weights[index].detach() for index in indices])
             for index, stats in zip(indices, _same_shape_statistics(stacked), strict=True):

@@ -42,26 +42,17 @@ def test_sb3_dqn_learns_on_tiny_and_is_told_when_episodes_end():
 
 
 def test_agent_script_trains_two_tiny_episodes_and_writes_its_outputs(tmp_path):
-    result = run_script(
-        "agents/sb3_dqn.py",
-        "--preset",
-        "tiny",
-        "--episodes",
-        "2",
-        "--env",
-        "epochs=1",
-        "--output",
-        str(tmp_path),
-    )
+    args = ["--preset", "tiny", "--episodes", "2", "--output", str(tmp_path)]
+    result = run_script("agents/sb3_dqn.py", *args)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0] == "preset: tiny (device: cpu)"
     for name in ("model.zip", "vecnormalize.pkl", "steps.csv", "summary.json"):
         assert (tmp_path / name).is_file(), name
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["env_overrides"] == {"epochs": 1} and len(summary["episodes"]) == 2
+    assert summary["env_overrides"] == {} and len(summary["episodes"]) == 2
     with open(tmp_path / "steps.csv") as file:
         rows = list(csv.DictReader(file))
-    assert len(rows) == summary["steps"] == 2 * 8
+    assert len(rows) == summary["steps"] == 2 * 16
     # Each episode's logged rewards add up to the return reported for it.
     for episode in summary["episodes"]:
         rewards = [float(r["reward"]) for r in rows if int(r["episode"]) == episode["episode"]]
