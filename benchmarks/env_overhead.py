@@ -13,10 +13,12 @@ machine; the ratio is env / plain images per second, at 1 and at 10 iterations p
 from __future__ import annotations
 
 import argparse
+import statistics
+import time
 
 import gymnasium as gym
 import torch
-from common import machine, timed, write_results
+from common import machine, synchronize, timed, write_results
 from torch.nn import functional as F
 
 from qan_env.config import make_config, parse_overrides
@@ -85,18 +87,34 @@ def env_runner(preset: str, overrides: dict, iterations_per_step: int, seed: int
     )
     env.reset(seed=seed)
     steps = [0]
+    # Time the training inside the steps too: the rest of a step is the env's own cost,
+    # measured in the very same steps (unlike the side-by-side ratio, free of machine noise).
+    trainer = env.unwrapped._trainer
+    train, device = trainer.train, env.unwrapped.device
+    inside = {"train": 0.0, "step": 0.0}
+
+    def timed_train(count: int, lr: float) -> torch.Tensor:
+        start = time.perf_counter()
+        losses = train(count, lr)
+        synchronize(device)
+        inside["train"] += time.perf_counter() - start
+        return losses
+
+    trainer.train = timed_train
 
     def run(iterations: int) -> None:
+        start = time.perf_counter()
         for _ in range(iterations // iterations_per_step):
             env.step(1 if steps[0] % 10 == 9 else 0)
             steps[0] += 1
+        inside["step"] += time.perf_counter() - start
 
-    return env, run
+    return env, run, inside
 
 
 def measure(args, overrides: dict, iterations_per_step: int) -> dict:
     config = make_config(args.preset, **overrides)
-    env, env_run = env_runner(args.preset, overrides, iterations_per_step, args.seed)
+    env, env_run, inside = env_runner(args.preset, overrides, iterations_per_step, args.seed)
     device = env.unwrapped.device
     plain = PlainLoop(config, device, args.seed)
     iterations = max(
@@ -104,16 +122,24 @@ def measure(args, overrides: dict, iterations_per_step: int) -> dict:
     )
     env_run(iterations_per_step)  # warm up both
     plain.run(iterations_per_step)
-    env_seconds = plain_seconds = 0.0
+    inside.update(train=0.0, step=0.0)
+    env_seconds, plain_seconds = [], []
     for _ in range(args.rounds):
-        env_seconds += timed(lambda: env_run(iterations), device)
-        plain_seconds += timed(lambda: plain.run(iterations), device)
-    images = args.rounds * iterations * config.batch_size
+        env_seconds.append(timed(lambda: env_run(iterations), device))
+        plain_seconds.append(timed(lambda: plain.run(iterations), device))
+    images = iterations * config.batch_size
     return {
         "iterations_per_step": iterations_per_step,
-        "env_images_per_second": images / env_seconds,
-        "plain_images_per_second": images / plain_seconds,
-        "ratio": plain_seconds / env_seconds,
+        "env_images_per_second": images / statistics.median(env_seconds),
+        "plain_images_per_second": images / statistics.median(plain_seconds),
+        # Each round's ratio compares two runs a few seconds apart; the median of the
+        # rounds is robust to the bursts of load a shared machine has.
+        "ratio": statistics.median(p / e for p, e in zip(plain_seconds, env_seconds, strict=True)),
+        "env_share_of_step": 1 - inside["train"] / inside["step"],
+        "env_ms_per_step": 1000
+        * (inside["step"] - inside["train"])
+        / (args.rounds * iterations)
+        * iterations_per_step,
         "target": TARGETS[iterations_per_step],
         "device": str(device),
         "machine": machine(device),
@@ -125,8 +151,8 @@ def main() -> None:
     parser.add_argument("--preset", default="quick")
     parser.add_argument("--env", action="append", default=[], metavar="FIELD=VALUE")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--iterations", type=int, default=40, help="per side, per round")
-    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--iterations", type=int, default=20, help="per side, per round")
+    parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="tiny network, few rounds")
     args = parser.parse_args()
@@ -138,7 +164,9 @@ def main() -> None:
         print(
             f"{args.preset}, {result['iterations_per_step']} iteration(s) per step, "
             f"{result['machine']}: env {result['env_images_per_second']:.0f} img/s, plain "
-            f"{result['plain_images_per_second']:.0f} img/s"
+            f"{result['plain_images_per_second']:.0f} img/s; the env's own work "
+            f"{result['env_ms_per_step']:.2f} ms per step, "
+            f"{100 * result['env_share_of_step']:.2f}% of the step"
         )
     if not args.quick:
         write_results(
