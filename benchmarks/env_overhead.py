@@ -32,15 +32,7 @@ class PlainLoop:
     """The training loop a user would write: the data on the device, forward, backward, step."""
 
     def __init__(self, config, device: torch.device, seed: int) -> None:
-        train, _ = load_dataset(
-            config.dataset,
-            config.data_dir,
-            config.download,
-            config.synthetic_train_size,
-            config.synthetic_test_size,
-            config.synthetic_seed,
-        )
-        train = train.to(device)
+        train = load_dataset(**config.data_source)[0].to(device)
         augment = torch.Generator(device=device).manual_seed(seed)
         self.model = build_wide_resnet(
             config.depth,
@@ -146,6 +138,17 @@ def measure(args, overrides: dict, iterations_per_step: int) -> dict:
     }
 
 
+def describe(preset: str, result: dict) -> str:
+    """One result as a line of the report."""
+    return (
+        f"{preset}, {result['iterations_per_step']} iteration(s) per step, "
+        f"{result['machine']}: env {result['env_images_per_second']:,.0f} img/s, plain "
+        f"{result['plain_images_per_second']:,.0f} img/s; the env's own work "
+        f"{result['env_ms_per_step']:.2f} ms per step, "
+        f"{100 * result['env_share_of_step']:.2f}% of the step"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--preset", default="quick")
@@ -161,13 +164,7 @@ def main() -> None:
         args.preset, args.iterations, args.rounds = "tiny", 10, 2
     results = [measure(args, overrides, ips) for ips in (1, 10)]
     for result in results:
-        print(
-            f"{args.preset}, {result['iterations_per_step']} iteration(s) per step, "
-            f"{result['machine']}: env {result['env_images_per_second']:.0f} img/s, plain "
-            f"{result['plain_images_per_second']:.0f} img/s; the env's own work "
-            f"{result['env_ms_per_step']:.2f} ms per step, "
-            f"{100 * result['env_share_of_step']:.2f}% of the step"
-        )
+        print(describe(args.preset, result))
     if not args.quick:
         write_results(
             f"env_overhead_{args.preset}_{results[0]['device'].split(':')[0]}",

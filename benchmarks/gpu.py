@@ -21,6 +21,7 @@ from types import SimpleNamespace
 
 import torch
 from common import machine, synchronize, timed, write_results
+from env_overhead import describe
 from env_overhead import measure as env_overhead
 
 from qan_env.training.data import DeviceLoader, Normalizer, channel_statistics, load_dataset
@@ -97,11 +98,7 @@ def main() -> None:
         overrides.update(synthetic_train_size=50_000, synthetic_test_size=10_000)
     overhead = [env_overhead(overhead_args, overrides, ips) for ips in (1, 10)]
     for result in overhead:
-        print(
-            f"env overhead, {result['iterations_per_step']} iteration(s) per step: env "
-            f"{result['env_images_per_second']:,.0f} img/s, plain "
-            f"{result['plain_images_per_second']:,.0f} img/s"
-        )
+        print(describe(overhead_args.preset, result))
     if not args.quick:
         write_results(
             f"gpu_{device.type}",

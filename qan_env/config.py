@@ -65,6 +65,18 @@ class EnvConfig:
         _validate(self)
 
     @property
+    def data_source(self) -> dict[str, object]:
+        """The arguments of ``qan_env.training.data.load_dataset`` for this configuration."""
+        return {
+            "name": self.dataset,
+            "data_dir": self.data_dir,
+            "download": self.download,
+            "synthetic_train_size": self.synthetic_train_size,
+            "synthetic_test_size": self.synthetic_test_size,
+            "synthetic_seed": self.synthetic_seed,
+        }
+
+    @property
     def effective_restart_lr(self) -> float:
         return self.initial_lr if self.restart_lr is None else self.restart_lr
 

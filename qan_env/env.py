@@ -165,15 +165,7 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
     def _load_data(self, device: torch.device) -> tuple[ImageSet, ImageSet, Normalizer]:
         # Only the first reset reads the data; later episodes reuse the device copy.
         if self._data is None:
-            config = self.config
-            train, test = load_dataset(
-                config.dataset,
-                config.data_dir,
-                config.download,
-                config.synthetic_train_size,
-                config.synthetic_test_size,
-                config.synthetic_seed,
-            )
+            train, test = load_dataset(**self.config.data_source)
             train, test = train.to(device), test.to(device)
             self._data = (train, test, Normalizer(*channel_statistics(train.images)))
         return self._data
