@@ -90,6 +90,9 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
     ``qan_env.config.EnvConfig`` can be overridden by keyword, or a whole ``config`` given.
     Construction reads no data and builds no network; the first ``reset`` does.
 
+    ``step_lr(lr)`` is a step at a given learning rate instead of an action's: how fixed
+    schedules (``qan_env.schedules``) run on exactly the training the agent gets.
+
     All randomness comes from ``reset(seed=...)``: with the same seed an episode is the
     same bit for bit on the CPU, and torch's global RNG is never used.
     """
