@@ -136,7 +136,7 @@ def layer_statistics(weights: list[torch.Tensor]) -> torch.Tensor:
     for weight in weights:
         if weight.dim() != 4:
             raise ValueError(
-                f"weight_statistics expects a conv weight of shape [out, in, kh, kw], "
+                f"the weight statistics need conv weights of shape [out, in, kh, kw], "
                 f"got shape {tuple(weight.shape)}"
             )
     by_shape: dict[tuple[int, ...], list[int]] = {}

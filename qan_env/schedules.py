@@ -18,6 +18,11 @@ from dataclasses import dataclass
 from qan_env.actions import DECAY, RESTART
 
 
+def _cosine(start: float, end: float, progress: float) -> float:
+    """Half a cosine from ``start`` (progress 0) to ``end`` (progress 1)."""
+    return end + 0.5 * (start - end) * (1 + math.cos(math.pi * progress))
+
+
 @dataclass(frozen=True)
 class LRSchedule(abc.ABC):
     """A schedule that sets the lr of step ``step`` (0-based) of ``total`` steps."""
@@ -71,9 +76,7 @@ class Cosine(LRSchedule):
 
     def __call__(self, step: int, total: int) -> float:
         progress = step / max(total - 1, 1)
-        return self.final_lr + 0.5 * (self.initial_lr - self.final_lr) * (
-            1 + math.cos(math.pi * progress)
-        )
+        return _cosine(self.initial_lr, self.final_lr, progress)
 
 
 @dataclass(frozen=True)
@@ -98,9 +101,7 @@ class WarmRestarts(LRSchedule):
                 break
             start = end
         progress = min((step - start) / max(end - start, 1), 1.0)
-        return self.final_lr + 0.5 * (self.initial_lr - self.final_lr) * (
-            1 + math.cos(math.pi * progress)
-        )
+        return _cosine(self.initial_lr, self.final_lr, progress)
 
 
 @dataclass(frozen=True)
