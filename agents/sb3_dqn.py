@@ -3,40 +3,88 @@
     python agents/sb3_dqn.py --preset quick                 # 10 episodes, ~13 min on 2 CPU cores
     python agents/sb3_dqn.py --preset paper --env download=True    # the paper, on a GPU
     python agents/sb3_dqn.py --preset quick --resume        # continue from the last checkpoint
-    python agents/sb3_dqn.py --evaluate runs/sb3_dqn/quick-seed0   # greedy, on new seeds
+    python agents/sb3_dqn.py --evaluate runs/sb3_dqn/quick-seed0   # greedy, on held-out seeds
 
 The agent sees the last 4 observations (a state history, paper sec. 3), normalised with
 running statistics (SB3's ``VecFrameStack`` and ``VecNormalize``). Rewards are normalised
 too, by the running std of the return: the paper's per-step rewards, scaled by 1/(T-1),
 are of order 1e-4. The logs keep the env's own rewards.
 
-Outputs, in ``--output`` (default ``runs/sb3_dqn/<preset>-seed<seed>``):
+Outputs, in ``--output`` (default ``runs/sb3_dqn/<preset>-seed<seed>``): ``config.json``
+(the whole env config, these settings and the package version, written first),
 ``model.zip`` and ``vecnormalize.pkl`` (the trained agent), ``steps.csv`` (a row per env
 step: lr, action, reward, loss, test accuracy at epoch ends), ``summary.json`` (each
 episode's return and final test accuracy), ``tensorboard/`` and ``checkpoint/`` (model,
 normalisation statistics and replay buffer after every ``--checkpoint-every`` episodes).
+``--evaluate`` rebuilds the env from ``config.json``, never from today's preset.
+``model.zip``, ``vecnormalize.pkl`` and the replay buffer are SB3's pickle-based formats:
+a run folder is code, so load only folders you trust.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
+import dataclasses
 import json
 import math
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import gymnasium as gym
 import torch
+import tyro
 from stable_baselines3 import DQN
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecNormalize
-from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from qan_env import LRScheduleEnv
-from qan_env.config import parse_overrides
-from qan_env.evaluation import SB3Policy, evaluate
+import qan_env
+from qan_env.config import EnvConfig, make_config, parse_overrides, with_overrides
+from qan_env.evaluation import HELD_OUT_SEEDS, SB3Policy, evaluate
+from qan_env.run_folder import read_run_config, write_run_config
+from qan_env.training.config import resolve_device
+
+gym.register_envs(qan_env)
+
+
+@dataclass
+class Args:
+    """Train SB3's DQN to schedule the learning rate of a Wide ResNet, or evaluate a run."""
+
+    preset: Literal["paper", "quick", "tiny"] | None = None
+    """env preset; None: paper with CUDA, else quick"""
+    env: Annotated[list[str], tyro.conf.UseAppendAction] = field(default_factory=list)
+    """override an env setting, FIELD=VALUE, such as --env epochs=5"""
+    episodes: int = 10
+    """training runs (paper: 10)"""
+    seed: int = 0
+    """seed of the first training episode, the agent and its exploration"""
+    output: Path | None = None
+    """run folder; None: runs/sb3_dqn/<preset>-seed<seed>"""
+    checkpoint_every: int = 1
+    """episodes between checkpoints"""
+    resume: bool = False
+    """continue from --output's checkpoint"""
+    evaluate: Path | None = None
+    """a run folder: run its model greedily on --eval-seeds instead of training"""
+    eval_seeds: tuple[int, ...] = HELD_OUT_SEEDS
+    """seeds of the greedy evaluation: by default the held-out seeds"""
+    # DQN, sized for an env whose whole run is thousands to hundreds of thousands of steps.
+    frame_stack: int = 4
+    """observations in a state (the state history)"""
+    gamma: float = 0.99
+    """discount factor"""
+    learning_rate: float = 5e-4
+    """Adam learning rate of the Q-network"""
+    batch_size: int = 64
+    """transitions per gradient step"""
+    exploration_fraction: float = 0.5
+    """share of training over which epsilon falls from 1 to --final-epsilon"""
+    final_epsilon: float = 0.05
+    """epsilon after the exploration fraction"""
+
 
 CSV_COLUMNS = [
     "step",
@@ -51,98 +99,49 @@ CSV_COLUMNS = [
 ]
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--preset",
-        choices=["paper", "quick", "tiny"],
-        default=None,
-        help="env preset (default: paper with CUDA, else quick)",
-    )
-    parser.add_argument("--episodes", type=int, default=10, help="training runs (paper: 10)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--env",
-        action="append",
-        default=[],
-        metavar="FIELD=VALUE",
-        help="override an env setting, e.g. --env epochs=5 (repeatable)",
-    )
-    parser.add_argument("--output", type=Path, default=None, help="output directory")
-    parser.add_argument(
-        "--checkpoint-every", type=int, default=1, help="episodes between checkpoints"
-    )
-    parser.add_argument("--resume", action="store_true", help="continue from --output's checkpoint")
-    parser.add_argument(
-        "--evaluate",
-        type=Path,
-        default=None,
-        metavar="RUN_DIR",
-        help="run a saved model greedily on --eval-seeds instead of training",
-    )
-    parser.add_argument("--eval-seeds", type=int, nargs="+", default=[1000, 1001, 1002])
-    # DQN, sized for an env whose whole run is thousands to hundreds of thousands of steps.
-    parser.add_argument("--frame-stack", type=int, default=4, help="state history length")
-    parser.add_argument("--gamma", type=float, default=0.99)
-    parser.add_argument("--learning-rate", type=float, default=5e-4, help="DQN's Adam lr")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument(
-        "--exploration-fraction",
-        type=float,
-        default=0.5,
-        help="share of training over which epsilon falls from 1 to its end",
-    )
-    parser.add_argument("--final-epsilon", type=float, default=0.05)
-    args = parser.parse_args()
-    if args.preset is None:
-        args.preset = "paper" if torch.cuda.is_available() else "quick"
-    if args.output is None:
-        args.output = Path("runs/sb3_dqn") / f"{args.preset}-seed{args.seed}"
-    return args
+def dqn_kwargs(args: Args, steps_per_episode: int) -> dict[str, Any]:
+    """SB3 DQN's settings for a run of ``args.episodes`` episodes.
+
+    The library defaults (a 1e6 buffer, a target update every 10,000 steps) do not fit an
+    env whose whole run is a few thousand steps: the buffer holds the whole run; learning
+    starts after a tenth of the first episode (at least 64 transitions); one gradient step
+    per env step; the target network follows every 1/50 of the run.
+    """
+    total_steps = args.episodes * steps_per_episode
+    return {
+        "learning_rate": args.learning_rate,
+        "buffer_size": total_steps,
+        "learning_starts": max(64, steps_per_episode // 10),
+        "batch_size": args.batch_size,
+        "gamma": args.gamma,
+        "train_freq": 1,
+        "target_update_interval": min(5000, max(50, total_steps // 50)),
+        "exploration_fraction": args.exploration_fraction,
+        "exploration_final_eps": args.final_epsilon,
+        "policy_kwargs": {"net_arch": [256, 256]},
+        "seed": args.seed,
+        "device": "cpu",  # a small MLP; the GPU belongs to the network being trained
+    }
 
 
-class StepLogger(BaseCallback):
-    """Progress bar, CSV and TensorBoard rows per step; a checkpoint every few episodes."""
+def original_reward(model: DQN) -> float:
+    """The env's own reward of the last step (VecNormalize hands the agent a rescaled one)."""
+    return float(model.get_vec_normalize_env().get_original_reward()[0])
 
-    def __init__(self, args: argparse.Namespace, total_steps: int, episodes: list[dict]) -> None:
+
+# SB3's ProgressBarCallback needs `rich` and shows no env state; this is tqdm with the run's.
+class ProgressBar(BaseCallback):
+    """A bar over env steps with the episode, epoch, lr and loss."""
+
+    def __init__(self, total_steps: int, episodes: list[dict]) -> None:
         super().__init__()
-        self.args, self.episodes = args, episodes
-        self.bar = tqdm(total=total_steps, unit="step", dynamic_ncols=True)
-        self.writer = SummaryWriter(str(args.output / "tensorboard" / "env"))
-        csv_path = args.output / "steps.csv"
-        new_file = not csv_path.exists()
-        self.csv_file = open(csv_path, "a", newline="")  # closed at training end
-        self.csv = csv.writer(self.csv_file)
-        if new_file:
-            self.csv.writerow(CSV_COLUMNS)
-        self.episode_return, self.last_accuracy = 0.0, math.nan
+        self.total_steps, self.episodes = total_steps, episodes
 
     def _on_training_start(self) -> None:
-        self.bar.update(self.num_timesteps)  # a resumed run starts part way
+        self.bar = tqdm(total=self.total_steps, initial=self.num_timesteps, unit="step")
 
     def _on_step(self) -> bool:
-        info, step = self.locals["infos"][0], self.num_timesteps
-        # The env's own reward: VecNormalize hands the agent a rescaled one.
-        reward = float(self.model.get_vec_normalize_env().get_original_reward()[0])
-        self.episode_return += reward
-        accuracy = info.get("test_accuracy", "")
-        row = [
-            step,
-            len(self.episodes),
-            info["epoch"],
-            info["iteration"],
-            info["lr"],
-            int(self.locals["actions"][0]),
-            reward,
-            info["train_loss"],
-            accuracy,
-        ]
-        self.csv.writerow(row)
-        for name in ("lr", "train_loss"):
-            self.writer.add_scalar(f"env/{name}", info[name], step)
-        if accuracy != "":
-            self.last_accuracy = accuracy
-            self.writer.add_scalar("env/test_accuracy", accuracy, step)
+        info = self.locals["infos"][0]
         self.bar.update(1)
         self.bar.set_postfix(
             episode=len(self.episodes),
@@ -150,38 +149,107 @@ class StepLogger(BaseCallback):
             lr=f"{info['lr']:.2e}",
             loss=f"{info['train_loss']:.3f}",
         )
-        if self.locals["dones"][0]:
-            self.end_episode(info["diverged"])
         return True
-
-    def end_episode(self, diverged: bool) -> None:
-        episode = {
-            "episode": len(self.episodes),
-            "return": self.episode_return,
-            "final_test_accuracy": self.last_accuracy,
-            "diverged": diverged,
-        }
-        self.episodes.append(episode)
-        self.writer.add_scalar("episode/return", self.episode_return, len(self.episodes))
-        self.writer.add_scalar("episode/test_accuracy", self.last_accuracy, len(self.episodes))
-        tqdm.write(
-            f"episode {episode['episode']}: return {self.episode_return:+.5f}, "
-            f"final test accuracy {self.last_accuracy:.3f}"
-        )
-        self.episode_return, self.last_accuracy = 0.0, math.nan
-        if len(self.episodes) % self.args.checkpoint_every == 0:
-            self.csv_file.flush()  # the log on disk reaches at least the checkpoint
-            self.writer.flush()
-            save_checkpoint(self.model, self.args.output / "checkpoint", self.episodes)
 
     def _on_training_end(self) -> None:
         self.bar.close()
-        self.csv_file.close()
-        self.writer.close()
+
+
+class StepCSV(BaseCallback):
+    """A row of ``steps.csv`` per env step, line-buffered, so the file is whole at any kill."""
+
+    def __init__(self, path: Path, episodes: list[dict]) -> None:
+        super().__init__()
+        self.path, self.episodes = path, episodes
+
+    def _on_training_start(self) -> None:
+        new_file = not self.path.exists()
+        self.file = open(self.path, "a", newline="", buffering=1)  # closed at training end
+        self.csv = csv.writer(self.file, lineterminator="\n")
+        if new_file:
+            self.csv.writerow(CSV_COLUMNS)
+
+    def _on_step(self) -> bool:
+        info = self.locals["infos"][0]
+        self.csv.writerow(
+            [
+                self.num_timesteps,
+                len(self.episodes),
+                info["epoch"],
+                info["iteration"],
+                info["lr"],
+                int(self.locals["actions"][0]),
+                original_reward(self.model),
+                info["train_loss"],
+                info.get("test_accuracy", ""),
+            ]
+        )
+        return True
+
+    def _on_training_end(self) -> None:
+        self.file.close()
+
+
+class EnvScalars(BaseCallback):
+    """The env's lr, loss and test accuracy in SB3's own TensorBoard log, every step."""
+
+    def _on_step(self) -> bool:
+        info = self.locals["infos"][0]
+        for name in ("lr", "train_loss", "test_accuracy"):
+            if name in info:
+                self.logger.record(f"env/{name}", info[name])
+        self.logger.dump(self.num_timesteps)
+        return True
+
+
+class EpisodeLog(BaseCallback):
+    """Each finished episode's return (the env's own rewards) and final test accuracy."""
+
+    def __init__(self, episodes: list[dict]) -> None:
+        super().__init__()
+        self.episodes = episodes
+        self.episode_return, self.last_accuracy = 0.0, math.nan
+
+    def _on_step(self) -> bool:
+        info = self.locals["infos"][0]
+        self.episode_return += original_reward(self.model)
+        self.last_accuracy = info.get("test_accuracy", self.last_accuracy)
+        if self.locals["dones"][0]:
+            episode = {
+                "episode": len(self.episodes),
+                "return": self.episode_return,
+                "final_test_accuracy": self.last_accuracy,
+                "diverged": info["diverged"],
+            }
+            self.episodes.append(episode)
+            # Written with the next dump of SB3's log, at this step.
+            self.logger.record("episode/return", self.episode_return)
+            self.logger.record("episode/final_test_accuracy", self.last_accuracy)
+            tqdm.write(
+                f"episode {episode['episode']}: return {self.episode_return:+.5f}, "
+                f"final test accuracy {self.last_accuracy:.3f}"
+            )
+            self.episode_return, self.last_accuracy = 0.0, math.nan
+        return True
+
+
+# SB3's CheckpointCallback saves every n steps under step-numbered names; a run here needs
+# one checkpoint at episode ends (episodes that diverge end early) with the episode log.
+class EpisodeCheckpoint(BaseCallback):
+    """Model, normalisation statistics, replay buffer and episode log every few episodes."""
+
+    def __init__(self, folder: Path, every: int, episodes: list[dict]) -> None:
+        super().__init__()
+        self.folder, self.every, self.episodes = folder, every, episodes
+
+    def _on_step(self) -> bool:
+        if self.locals["dones"][0] and len(self.episodes) % self.every == 0:
+            save_checkpoint(self.model, self.folder, self.episodes)
+        return True
 
 
 def save_checkpoint(model: DQN, folder: Path, episodes: list[dict]) -> None:
-    """Model, normalisation statistics, replay buffer and episode log, written atomically."""
+    """Written whole to a side folder, then swapped in."""
     partial = folder.with_name(folder.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
@@ -200,21 +268,55 @@ def truncate_csv(path: Path, steps: int) -> None:
         rows = list(csv.reader(file))
     kept = [rows[0]] + [row for row in rows[1:] if int(row[0]) <= steps]
     with open(path, "w", newline="") as file:
-        csv.writer(file).writerows(kept)
+        csv.writer(file, lineterminator="\n").writerows(kept)
 
 
-def run_evaluation(args: argparse.Namespace, device: str) -> None:
-    """The saved model, greedy (epsilon 0), on ``--eval-seeds``, with the run's env settings."""
-    summary = json.loads((args.evaluate / "summary.json").read_text())
-    print(f"evaluating {args.evaluate} greedily (preset: {summary['preset']}, device: {device})")
-    env = LRScheduleEnv(preset=summary["preset"], **summary["env_overrides"])
+def env_config(args: Args) -> EnvConfig:
+    """The env of ``--preset`` and ``--env``, checked before anything is written."""
+    try:
+        return make_config(args.preset, **parse_overrides(args.env))
+    except ValueError as error:
+        raise SystemExit(f"--env: {error}") from error
+
+
+def run_evaluation(args: Args) -> None:
+    """The saved model, greedy (epsilon 0), on ``--eval-seeds``, on the run's own env."""
+    try:
+        run = read_run_config(args.evaluate)
+        config = with_overrides(run.env, parse_overrides(args.env))
+    except (FileNotFoundError, ValueError) as error:
+        raise SystemExit(f"--evaluate: {error}") from error
+    preset = run.agent["preset"]
+    print(
+        f"evaluating {args.evaluate} greedily (preset: {preset} as saved in "
+        f"{args.evaluate / 'config.json'}, device: {resolve_device(config.device)})"
+    )
+    if args.env:
+        print(f"with --env overrides on top of the saved config: {', '.join(args.env)}")
+    try:
+        today = make_config(preset, **parse_overrides(run.agent["env"]))
+        changed = [
+            f.name
+            for f in dataclasses.fields(today)
+            if getattr(today, f.name) != getattr(run.env, f.name)
+        ]
+    except ValueError:
+        changed = ["(it can no longer be made)"]
+    if changed:
+        print(
+            f"note: preset {preset!r} has changed since this run ({', '.join(changed)}); "
+            f"evaluating on the run's own saved config"
+        )
+    env = gym.make("qan_env/LRSchedule-v0", config=config)
+    names = env.unwrapped.action_names
     policy = SB3Policy.load(args.evaluate)
     results = []
-    for record in evaluate(env, [policy], args.eval_seeds):
+    for record in evaluate(env, [policy], list(args.eval_seeds)):
         final = record.test_accuracy[-1] if record.test_accuracy else math.nan
+        counts = ", ".join(f"{name} {record.actions.count(i)}" for i, name in enumerate(names))
         print(
             f"seed {record.seed}: return {record.episode_return:+.5f}, final test accuracy "
-            f"{final:.3f}, restarts {record.actions.count(1)} of {len(record.actions)} steps"
+            f"{final:.3f}, actions: {counts}"
         )
         results.append(
             {
@@ -224,33 +326,41 @@ def run_evaluation(args: argparse.Namespace, device: str) -> None:
                 "actions": record.actions,
             }
         )
-    (args.evaluate / "evaluation.json").write_text(json.dumps(results))
+    path = args.evaluate / "evaluation.json"
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {path}")
 
 
-def main() -> None:
-    args = parse_args()
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    if args.evaluate is not None:
-        run_evaluation(args, device)
-        return
-    print(f"preset: {args.preset} (device: {device})")
-    try:
-        overrides = parse_overrides(args.env)
-    except ValueError as error:
-        raise SystemExit(f"--env: {error}") from error
+def train(args: Args) -> None:
+    config = env_config(args)
+    if args.seed in HELD_OUT_SEEDS:
+        raise SystemExit(
+            f"--seed {args.seed} is a held-out evaluation seed ({HELD_OUT_SEEDS[0]}-"
+            f"{HELD_OUT_SEEDS[-1]}): training on it would leak into the evaluation"
+        )
+    print(f"preset: {args.preset} (device: {resolve_device(config.device)})")
     args.output.mkdir(parents=True, exist_ok=True)
+    settings = {**dataclasses.asdict(args), "output": str(args.output), "evaluate": None}
+    checkpoint = args.output / "checkpoint"
+    resuming = args.resume and (checkpoint / "state.json").exists()
+    if resuming:
+        try:
+            saved = read_run_config(args.output).env
+        except FileNotFoundError as error:
+            raise SystemExit(f"--resume: {error}") from error
+        if saved != config:
+            raise SystemExit(
+                f"--resume: {args.output} ran another env config (its config.json): "
+                f"resume it with the arguments it was started with"
+            )
+    write_run_config(args.output, config, settings)
 
-    def make_env() -> gym.Env:
-        return gym.make("qan_env/LRSchedule-v0", preset=args.preset, **overrides)
-
-    probe = make_env().unwrapped
-    steps_per_episode = math.ceil(probe.total_iterations / probe.config.iterations_per_step)
+    steps_per_episode = config.steps_per_episode
     total_steps = args.episodes * steps_per_episode
     # Normalisation outermost: SB3 then keeps the raw (stacked) observations in its buffer.
-    stacked = VecFrameStack(DummyVecEnv([make_env]), n_stack=args.frame_stack)
-    checkpoint = args.output / "checkpoint"
-
-    if args.resume and (checkpoint / "state.json").exists():
+    single = DummyVecEnv([lambda: gym.make("qan_env/LRSchedule-v0", config=config)])
+    stacked = VecFrameStack(single, n_stack=args.frame_stack)
+    if resuming:
         state = json.loads((checkpoint / "state.json").read_text())
         episodes, done_steps = state["episodes"], state["steps"]
         venv = VecNormalize.load(str(checkpoint / "vecnormalize.pkl"), stacked)
@@ -265,45 +375,47 @@ def main() -> None:
         episodes, done_steps = [], 0
         (args.output / "steps.csv").unlink(missing_ok=True)
         venv = VecNormalize(stacked, norm_reward=True, gamma=args.gamma)
-        # The buffer holds the whole run; learning starts after a tenth of the first episode
-        # (at least 64 transitions); the target network follows every 1/50 of the run.
         model = DQN(
             "MlpPolicy",
             venv,
-            learning_rate=args.learning_rate,
-            buffer_size=total_steps,
-            learning_starts=max(64, steps_per_episode // 10),
-            batch_size=args.batch_size,
-            gamma=args.gamma,
-            train_freq=1,
-            target_update_interval=min(5000, max(50, total_steps // 50)),
-            exploration_fraction=args.exploration_fraction,
-            exploration_final_eps=args.final_epsilon,
-            policy_kwargs={"net_arch": [256, 256]},
             tensorboard_log=str(args.output / "tensorboard"),
-            seed=args.seed,
-            device="cpu",  # a small MLP; the GPU belongs to the network being trained
+            **dqn_kwargs(args, steps_per_episode),
         )
 
-    logger = StepLogger(args, total_steps, episodes)
+    callbacks = CallbackList(
+        [
+            ProgressBar(total_steps, episodes),
+            StepCSV(args.output / "steps.csv", episodes),
+            EnvScalars(),
+            EpisodeLog(episodes),  # before the checkpoint, which saves its episode list
+            EpisodeCheckpoint(checkpoint, args.checkpoint_every, episodes),
+        ]
+    )
     model.learn(
         total_timesteps=total_steps - done_steps,
-        callback=logger,
+        callback=callbacks,
+        log_interval=1,  # SB3's own episode statistics, every episode
         reset_num_timesteps=done_steps == 0,
         tb_log_name="dqn",
     )
     model.save(args.output / "model.zip")
     venv.save(str(args.output / "vecnormalize.pkl"))
     venv.close()
-    summary = {
-        "preset": args.preset,
-        "seed": args.seed,
-        "env_overrides": overrides,
-        "steps": model.num_timesteps,
-        "episodes": episodes,
-    }
-    (args.output / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(f"wrote {args.output}: model.zip, vecnormalize.pkl, steps.csv, summary.json")
+    summary = {"steps": model.num_timesteps, "episodes": episodes}
+    (args.output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"wrote {args.output}: config.json, model.zip, vecnormalize.pkl, steps.csv, summary.json")
+
+
+def main() -> None:
+    args = tyro.cli(Args, description=__doc__.split("\n")[0])
+    if args.evaluate is not None:
+        run_evaluation(args)
+        return
+    if args.preset is None:
+        args.preset = "paper" if torch.cuda.is_available() else "quick"
+    if args.output is None:
+        args.output = Path("runs/sb3_dqn") / f"{args.preset}-seed{args.seed}"
+    train(args)
 
 
 if __name__ == "__main__":

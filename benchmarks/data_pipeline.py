@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
 import torch
 from common import machine, timed, write_results
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from qan_env.training.data import DeviceLoader, Normalizer, channel_statistics, synthetic_cifar
+from qan_env.config import make_config
+from qan_env.training import build_trainer, load_device_data
+from qan_env.training.data import channel_statistics
 
 
 class UInt8Images(Dataset):
@@ -47,16 +50,17 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.images, args.batches = 1024, 6
-    train, _ = synthetic_cifar(args.images, 10, seed=0)
-    mean, std = channel_statistics(train.images)
-
-    loader = DeviceLoader(
-        train,
-        args.batch_size,
-        Normalizer(mean, std),
-        torch.Generator().manual_seed(0),
-        torch.Generator().manual_seed(1),
+    config = make_config(
+        "quick",
+        synthetic_train_size=args.images,
+        synthetic_test_size=10,
+        batch_size=args.batch_size,
+        device="cpu",
     )
+    data = load_device_data(config)
+    train = data.train
+    loader = build_trainer(config, data, np.random.default_rng(0)).loader  # the env's loader
+    mean, std = channel_statistics(train.images)  # for torchvision's Normalize
 
     def device_batches() -> None:
         for _ in range(args.batches):

@@ -2,8 +2,15 @@
 
 The env (made with ``gym.make``, stepped with a fixed policy) and a plain loop written
 here train the same network on the same data with the same batch, optimizer, device and
-seed. They run alternately in one process, round after round, so that both see the same
-machine; the ratio is env / plain images per second, at 1 and at 10 iterations per step.
+seed; both are built by ``qan_env.training.build_trainer``, the plain loop keeping only the
+model, loader and optimizer and running its own loop. They run alternately in one process,
+round after round, so that both see the same machine; the ratio is env / plain images per
+second, at 1 and at 10 iterations per step.
+
+The env's own work per step: env steps are paired with the same iterations of
+``Trainer.train`` on a twin run (same config, same seed), timed moments apart on the same
+work in alternating order; the env's own work is the median of the pairs' differences,
+and its share of a step that over the median step time.
 
     python benchmarks/env_overhead.py                 # the quick preset's network, CPU
     python benchmarks/env_overhead.py --quick         # a check that it runs, in seconds
@@ -14,48 +21,27 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import gymnasium as gym
-import torch
-from common import machine, synchronize, timed, write_results
+import numpy as np
+from common import machine, timed, write_results
 from torch.nn import functional as F
 
+import qan_env
 from qan_env.config import make_config, parse_overrides
-from qan_env.training.data import DeviceLoader, Normalizer, channel_statistics, load_dataset
-from qan_env.training.models import build_wide_resnet
+from qan_env.training import Trainer, build_trainer, load_device_data
 
+gym.register_envs(qan_env)
 TARGETS = {1: 0.95, 10: 0.98}
 
 
 class PlainLoop:
     """The training loop a user would write: the data on the device, forward, backward, step."""
 
-    def __init__(self, config, device: torch.device, seed: int) -> None:
-        train = load_dataset(**config.data_source)[0].to(device)
-        augment = torch.Generator(device=device).manual_seed(seed)
-        self.model = build_wide_resnet(
-            config.depth,
-            config.widen_factor,
-            config.dropout,
-            torch.Generator().manual_seed(seed),
-            augment,
-            device,
-        )
-        self.loader = DeviceLoader(
-            train,
-            config.batch_size,
-            Normalizer(*channel_statistics(train.images)),
-            torch.Generator().manual_seed(seed),
-            augment,
-        )
-        self.optimizer = torch.optim.SGD(
-            self.model.parameters(),
-            lr=config.initial_lr,
-            momentum=config.momentum,
-            nesterov=config.nesterov,
-            weight_decay=config.weight_decay,
-        )
+    def __init__(self, trainer: Trainer, lr: float) -> None:
+        self.model, self.loader, self.optimizer = trainer.model, trainer.loader, trainer.optimizer
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
 
     def run(self, iterations: int) -> None:
         self.model.train()
@@ -67,58 +53,64 @@ class PlainLoop:
             self.optimizer.step()
 
 
-def env_runner(preset: str, overrides: dict, iterations_per_step: int, seed: int):
-    """Steps of a fresh env, restarting the lr every 10 steps (a fixed policy)."""
-    env = gym.make(
-        "qan_env/LRSchedule-v0",
-        preset=preset,
-        iterations_per_step=iterations_per_step,
+def measure(
+    preset: str,
+    overrides: dict,
+    iterations_per_step: int,
+    iterations: int = 20,
+    rounds: int = 20,
+    pairs: int = 100,
+    seed: int = 0,
+) -> dict:
+    """Env against plain loop over ``rounds`` rounds of ``iterations`` each; then the env's
+    own work per step from ``pairs`` env steps paired with the twin's training. The episode
+    is long enough never to end, and never evaluated."""
+    config = make_config(
+        preset,
+        **{**overrides, "iterations_per_step": iterations_per_step},
         eval_every_epochs=0,
         epochs=10_000,
-        **overrides,
     )
+    env = gym.make("qan_env/LRSchedule-v0", config=config)
     env.reset(seed=seed)
-    steps = [0]
-    # Time the training inside the steps too: the rest of a step is the env's own cost,
-    # measured in the very same steps (unlike the side-by-side ratio, free of machine noise).
-    trainer = env.unwrapped._trainer
-    train, device = trainer.train, env.unwrapped.device
-    inside = {"train": 0.0, "step": 0.0}
-
-    def timed_train(count: int, lr: float) -> torch.Tensor:
-        start = time.perf_counter()
-        losses = train(count, lr)
-        synchronize(device)
-        inside["train"] += time.perf_counter() - start
-        return losses
-
-    trainer.train = timed_train
-
-    def run(iterations: int) -> None:
-        start = time.perf_counter()
-        for _ in range(iterations // iterations_per_step):
-            env.step(1 if steps[0] % 10 == 9 else 0)
-            steps[0] += 1
-        inside["step"] += time.perf_counter() - start
-
-    return env, run, inside
-
-
-def measure(args, overrides: dict, iterations_per_step: int) -> dict:
-    config = make_config(args.preset, **overrides)
-    env, env_run, inside = env_runner(args.preset, overrides, iterations_per_step, args.seed)
     device = env.unwrapped.device
-    plain = PlainLoop(config, device, args.seed)
-    iterations = max(
-        iterations_per_step, args.iterations // iterations_per_step * iterations_per_step
-    )
-    env_run(iterations_per_step)  # warm up both
+    data = load_device_data(config)
+    plain = PlainLoop(build_trainer(config, data, np.random.default_rng(seed)), config.initial_lr)
+    twin = build_trainer(config, data, np.random.default_rng(seed))
+    decay, restart = (env.unwrapped.action_names.index(name) for name in ("decay", "restart"))
+    steps = [0]
+
+    def env_step() -> None:
+        """One step of a fixed policy: decay, and restart every 10th step."""
+        env.step(restart if steps[0] % 10 == 9 else decay)
+        steps[0] += 1
+
+    def env_run(iterations: int) -> None:
+        for _ in range(iterations // iterations_per_step):
+            env_step()
+
+    def twin_step() -> None:
+        """The training of one env step, without the env."""
+        twin.train(iterations_per_step, config.initial_lr)
+
+    iterations = max(iterations_per_step, iterations // iterations_per_step * iterations_per_step)
+    env_run(iterations_per_step)  # warm up all three
     plain.run(iterations_per_step)
-    inside.update(train=0.0, step=0.0)
+    twin_step()
     env_seconds, plain_seconds = [], []
-    for _ in range(args.rounds):
+    for _ in range(rounds):
         env_seconds.append(timed(lambda: env_run(iterations), device))
         plain_seconds.append(timed(lambda: plain.run(iterations), device))
+    # The same training work with and without the env around it, moments apart, in
+    # alternating order; the median difference is the env's own work.
+    step_seconds, differences = [], []
+    for pair in range(pairs):
+        if pair % 2:
+            train_seconds, step = timed(twin_step, device), timed(env_step, device)
+        else:
+            step, train_seconds = timed(env_step, device), timed(twin_step, device)
+        step_seconds.append(step)
+        differences.append(step - train_seconds)
     images = iterations * config.batch_size
     return {
         "iterations_per_step": iterations_per_step,
@@ -127,11 +119,9 @@ def measure(args, overrides: dict, iterations_per_step: int) -> dict:
         # Each round's ratio compares two runs a few seconds apart; the median of the
         # rounds is robust to the bursts of load a shared machine has.
         "ratio": statistics.median(p / e for p, e in zip(plain_seconds, env_seconds, strict=True)),
-        "env_share_of_step": 1 - inside["train"] / inside["step"],
-        "env_ms_per_step": 1000
-        * (inside["step"] - inside["train"])
-        / (args.rounds * iterations)
-        * iterations_per_step,
+        "env_ms_per_step": 1000 * statistics.median(differences),
+        "env_share_of_step": statistics.median(differences) / statistics.median(step_seconds),
+        "pairs": pairs,
         "target": TARGETS[iterations_per_step],
         "device": str(device),
         "machine": machine(device),
@@ -156,13 +146,17 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--iterations", type=int, default=20, help="per side, per round")
     parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--pairs", type=int, default=100, help="env steps paired with training")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="tiny network, few rounds")
     args = parser.parse_args()
     overrides = {"device": args.device, **parse_overrides(args.env)}
     if args.quick:
-        args.preset, args.iterations, args.rounds = "tiny", 10, 2
-    results = [measure(args, overrides, ips) for ips in (1, 10)]
+        args.preset, args.iterations, args.rounds, args.pairs = "tiny", 10, 2, 4
+    results = [
+        measure(args.preset, overrides, ips, args.iterations, args.rounds, args.pairs, args.seed)
+        for ips in (1, 10)
+    ]
     for result in results:
         print(describe(args.preset, result))
     if not args.quick:

@@ -1,8 +1,9 @@
 """What the observation costs: the weight statistics against one training iteration.
 
 For each case, the time of the statistics of the monitored conv layers (what the env
-computes every step) and of one training iteration of the same network (forward, backward
-and SGD step at batch 128), measured side by side; the ratio is statistics / iteration.
+computes every step) and of one training iteration of the same run (batch, forward,
+backward and SGD step at batch 128, ``Trainer.train``), measured side by side; the ratio
+is statistics / iteration.
 
     python benchmarks/features_cost.py            # WRN-40-4 and the quick network, CPU
     python benchmarks/features_cost.py --quick    # small networks, a check that it runs
@@ -13,13 +14,13 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
 import torch
 from common import machine, timed, write_results
-from torch import nn
-from torch.nn import functional as F
 
+from qan_env.config import make_config
 from qan_env.features import layer_statistics
-from qan_env.training.models import build_wide_resnet
+from qan_env.training import build_trainer, load_device_data
 
 # (name, depth, widen factor, monitored layers, target share of an iteration)
 CASES = [
@@ -34,21 +35,23 @@ QUICK_CASES = [
 
 
 def measure(name, depth, widen, layers, target, device, batch_size, repeats) -> dict:
-    model = build_wide_resnet(depth, widen, 0.0, torch.Generator().manual_seed(0), None, device)
-    convs = [m.weight for m in model.modules() if isinstance(m, nn.Conv2d)]
-    monitored = convs[:1] if layers == "first" else convs
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4
+    config = make_config(
+        "paper",
+        dataset="synthetic",
+        synthetic_train_size=2 * batch_size,
+        synthetic_test_size=batch_size,
+        depth=depth,
+        widen_factor=widen,
+        batch_size=batch_size,
+        monitored_layers="first_conv" if layers == "first" else "all_conv",
+        device=device,
     )
-    generator = torch.Generator(device=device).manual_seed(0)
-    images = torch.randn(batch_size, 3, 32, 32, generator=generator, device=device)
-    labels = torch.randint(0, 10, (batch_size,), generator=generator, device=device)
+    trainer = build_trainer(config, load_device_data(config), np.random.default_rng(0))
+    modules = dict(trainer.model.named_modules())
+    monitored = [modules[name].weight for name in config.monitored_conv_layers]
 
     def iteration() -> None:
-        loss = F.cross_entropy(model(images), labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        trainer.train(1, 0.01)
 
     iteration_seconds = statistics_seconds = 0.0
     iteration()

@@ -17,48 +17,36 @@ from __future__ import annotations
 
 import argparse
 import math
-from types import SimpleNamespace
 
+import numpy as np
 import torch
 from common import machine, synchronize, timed, write_results
 from env_overhead import describe
 from env_overhead import measure as env_overhead
 
-from qan_env.training.data import DeviceLoader, Normalizer, channel_statistics, load_dataset
-from qan_env.training.models import build_wide_resnet
-from qan_env.training.trainer import Trainer
+from qan_env.config import EnvConfig, make_config
+from qan_env.training import build_trainer, load_device_data
 
 
-def seconds_per_epoch(args, device: torch.device, bf16: bool, channels_last: bool) -> dict:
-    train, test = load_dataset(
-        "synthetic", synthetic_train_size=args.images, synthetic_test_size=1000
-    )
-    train, test = train.to(device), test.to(device)
-    model = build_wide_resnet(
-        args.depth, args.widen, 0.0, torch.Generator().manual_seed(0), None, device
-    )
-    loader = DeviceLoader(
-        train,
-        128,
-        Normalizer(*channel_statistics(train.images)),
-        torch.Generator().manual_seed(0),
-        torch.Generator(device=device).manual_seed(0),
-    )
-    trainer = Trainer(model, loader, test, bf16=bf16, channels_last=channels_last)
-    trainer.train(5, 0.1)  # warm up: cuDNN's algorithm choice, allocator
+def seconds_per_epoch(config: EnvConfig) -> dict:
+    """One epoch of ``config``'s run, timed after a short warm-up, and its peak memory."""
+    device = torch.device(config.device)
+    trainer = build_trainer(config, load_device_data(config), np.random.default_rng(0))
+    lr = config.initial_lr
+    trainer.train(5, lr)  # warm up: cuDNN's algorithm choice, allocator
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    iterations = loader.iterations_per_epoch
-    seconds = timed(lambda: trainer.train(iterations, 0.1), device)
-    losses = trainer.train(2, 0.1)
+    iterations = config.iterations_per_epoch
+    seconds = timed(lambda: trainer.train(iterations, lr), device)
+    losses = trainer.train(2, lr)
     synchronize(device)
     peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else math.nan
     return {
-        "precision": "bf16 autocast" if bf16 else "fp32",
-        "channels_last": channels_last,
+        "precision": "bf16 autocast" if config.precision == "bf16" else "fp32",
+        "channels_last": config.channels_last,
         "iterations": iterations,
         "seconds_per_epoch": seconds,
-        "images_per_second": iterations * 128 / seconds,
+        "images_per_second": iterations * config.batch_size / seconds,
         "peak_memory_gib": peak / 2**30,
         "finite_loss": bool(torch.isfinite(losses).all()),
     }
@@ -72,33 +60,36 @@ def main() -> None:
     if args.quick:
         args.device = "cpu"
     device = torch.device(args.device)
-    args.depth, args.widen, args.images = (10, 1, 512) if args.quick else (40, 4, 50_000)
+    # The paper's run on synthetic data of CIFAR-10's size (the quick check: a tiny one).
+    data = {"dataset": "synthetic", "device": args.device}
+    if args.quick:
+        data.update(synthetic_train_size=512, synthetic_test_size=256, depth=10, widen_factor=1)
+    else:
+        data.update(synthetic_train_size=50_000, synthetic_test_size=10_000)
+    config = make_config("paper", **data)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     print(f"machine: {machine(device)}, torch {torch.__version__}")
     epochs = [
-        seconds_per_epoch(args, device, bf16=False, channels_last=False),
-        seconds_per_epoch(args, device, bf16=True, channels_last=True),
+        seconds_per_epoch(config),
+        seconds_per_epoch(make_config("paper", **data, precision="bf16", channels_last=True)),
     ]
     for result in epochs:
         print(
-            f"WRN-{args.depth}-{args.widen}, batch 128, {result['precision']}, channels_last="
+            f"WRN-{config.depth}-{config.widen_factor}, batch {config.batch_size}, "
+            f"{result['precision']}, channels_last="
             f"{result['channels_last']}: {result['seconds_per_epoch']:.2f} s/epoch "
             f"({result['images_per_second']:,.0f} img/s), peak memory "
             f"{result['peak_memory_gib']:.2f} GiB"
         )
-    overhead_args = SimpleNamespace(
-        preset="tiny" if args.quick else "paper",
-        seed=0,
-        iterations=10 if args.quick else 100,
-        rounds=2 if args.quick else 4,
-    )
+    preset = "tiny" if args.quick else "paper"
+    iterations, rounds, pairs = (10, 2, 4) if args.quick else (100, 4, 40)
     overrides = {"device": args.device, "dataset": "synthetic"}
     if not args.quick:
         overrides.update(synthetic_train_size=50_000, synthetic_test_size=10_000)
-    overhead = [env_overhead(overhead_args, overrides, ips) for ips in (1, 10)]
+    overhead = [env_overhead(preset, overrides, ips, iterations, rounds, pairs) for ips in (1, 10)]
     for result in overhead:
-        print(describe(overhead_args.preset, result))
+        print(describe(preset, result))
     if not args.quick:
         write_results(
             f"gpu_{device.type}",

@@ -3,11 +3,13 @@
     python agents/sb3_dqn.py --preset quick
     python examples/compare_schedules.py --run runs/sb3_dqn/quick-seed0 --output docs/results
 
-Every policy runs on the same seeds, so for a given seed they all start from the same
-network and see the same data order. The trained policy acts greedily (epsilon 0); the
-random policy draws uniformly from the same actions. Writes to ``--output``: ``table.md``
-(test accuracy at 40% of the budget, the paper's "after 20 of 50 epochs", and at the end,
-mean and std over seeds), ``results.json`` (every episode), and the figures
+Every policy runs on the same seeds (by default the held-out seeds, which no training
+episode uses), so for a given seed they all start from the same network and see the same
+data order, on the env the run trained on (its ``config.json``). The trained policy acts
+greedily (epsilon 0); the random policy draws uniformly from the same actions. Writes to
+``--output``: ``table.md`` (test accuracy at 40% of the budget, the paper's "after 20 of
+50 epochs", and at the end, mean and std over seeds), ``results.json`` (every episode),
+and the figures
 ``test_accuracy.png`` (paper Fig. 1), ``lr_schedule.png`` (Fig. 2), ``lr_zoom.png``
 (Fig. 3) and ``actions.png`` (how often each action was taken).
 """
@@ -24,8 +26,9 @@ import matplotlib.pyplot as plt  # picks a file-only backend where there is no d
 import numpy as np
 
 from qan_env import LRScheduleEnv
-from qan_env.actions import ACTION_NAMES
-from qan_env.evaluation import EpisodeRecord, RandomPolicy, SB3Policy, evaluate
+from qan_env.config import with_overrides
+from qan_env.evaluation import HELD_OUT_SEEDS, EpisodeRecord, RandomPolicy, SB3Policy, evaluate
+from qan_env.run_folder import read_run_config
 from qan_env.schedules import baselines
 
 POLICY = "DQN (greedy)"
@@ -39,7 +42,7 @@ def parse_args() -> argparse.Namespace:
         default=Path("runs/sb3_dqn/quick-seed0"),
         help="an output directory of agents/sb3_dqn.py",
     )
-    parser.add_argument("--seeds", type=int, nargs="+", default=[100, 101, 102])
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(HELD_OUT_SEEDS))
     parser.add_argument("--output", type=Path, default=Path("docs/results"))
     parser.add_argument("--small", action="store_true", help="one seed, one epoch: a smoke run")
     return parser.parse_args()
@@ -50,7 +53,10 @@ def mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} ± {spread:.3f}"
 
 
-def write_table(records: list[EpisodeRecord], early_epoch: int, final_epoch: int, path: Path):
+def write_table(
+    records: list[EpisodeRecord], early_epoch: int, final_epoch: int, restart: int, path: Path
+):
+    """Mean ± std per policy; ``restart`` is the index of the env's restart action."""
     names = list(dict.fromkeys(record.policy for record in records))
     lines = [
         f"| policy | test accuracy after epoch {early_epoch} | after epoch {final_epoch} "
@@ -61,7 +67,7 @@ def write_table(records: list[EpisodeRecord], early_epoch: int, final_epoch: int
         runs = [record for record in records if record.policy == name]
         restarts = "n/a"
         if runs[0].actions:
-            share = np.mean([np.mean(np.array(run.actions) == 1) for run in runs])
+            share = np.mean([np.mean(np.array(run.actions) == restart) for run in runs])
             restarts = f"{100 * share:.0f}%"
         lines.append(
             f"| {name} | {mean_std([run.accuracy_at(early_epoch) for run in runs])} "
@@ -109,7 +115,7 @@ def plot_lr(record: EpisodeRecord, path: Path, window: slice | None = None) -> N
     plt.close(figure)
 
 
-def plot_actions(records: list[EpisodeRecord], path: Path) -> None:
+def plot_actions(records: list[EpisodeRecord], action_names: tuple[str, ...], path: Path) -> None:
     """How often each action was taken, per policy that takes actions."""
     names = [
         name
@@ -117,14 +123,14 @@ def plot_actions(records: list[EpisodeRecord], path: Path) -> None:
         if next(r for r in records if r.policy == name).actions
     ]
     figure, axes = plt.subplots(figsize=(8, 3.5))
-    width = 0.8 / len(ACTION_NAMES[:2])
-    for offset, (index, action) in enumerate(enumerate(ACTION_NAMES[:2])):
+    width = 0.8 / len(action_names)
+    for index, action in enumerate(action_names):
         shares = [
             np.mean([np.mean(np.array(r.actions) == index) for r in records if r.policy == name])
             for name in names
         ]
-        axes.bar(np.arange(len(names)) + offset * width, shares, width, label=action)
-    axes.set_xticks(np.arange(len(names)) + width / 2, names)
+        axes.bar(np.arange(len(names)) + index * width, shares, width, label=action)
+    axes.set_xticks(np.arange(len(names)) + width * (len(action_names) - 1) / 2, names)
     axes.set(ylabel="share of steps", title="Actions taken (mean over seeds)")
     axes.legend()
     figure.tight_layout()
@@ -134,18 +140,17 @@ def plot_actions(records: list[EpisodeRecord], path: Path) -> None:
 
 def main() -> None:
     args = parse_args()
-    summary = json.loads((args.run / "summary.json").read_text())
-    overrides = dict(summary["env_overrides"])
+    overrides = {"epochs": 1} if args.small else {}
     if args.small:
-        overrides["epochs"] = 1
         args.seeds = args.seeds[:1]
-    env = LRScheduleEnv(preset=summary["preset"], **overrides)
-    config = env.config
+    run = read_run_config(args.run)
+    config = with_overrides(run.env, overrides)
+    env = LRScheduleEnv(config=config)
     policies = [SB3Policy.load(args.run, POLICY), RandomPolicy(env.action_space.n)]
     policies += baselines(config.initial_lr, config.decay_rate)
     print(
-        f"{len(policies)} policies x seeds {args.seeds} on preset {summary['preset']} "
-        f"({env.total_iterations} iterations per episode)"
+        f"{len(policies)} policies x seeds {args.seeds} on the env of {args.run / 'config.json'} "
+        f"({env.steps_per_episode} steps per episode)"
     )
     records = evaluate(
         env,
@@ -161,13 +166,14 @@ def main() -> None:
     args.output.mkdir(parents=True, exist_ok=True)
     final_epoch = config.epochs
     early_epoch = max(1, round(0.4 * final_epoch))
-    print(write_table(records, early_epoch, final_epoch, args.output / "table.md"))
+    restart = env.action_names.index("restart")
+    print(write_table(records, early_epoch, final_epoch, restart, args.output / "table.md"))
     (args.output / "results.json").write_text(
         json.dumps(
             {
                 "run": str(args.run),
                 "seeds": args.seeds,
-                "preset": summary["preset"],
+                "env": config.to_dict(),
                 "env_overrides": overrides,
                 "episodes": [asdict(r) for r in records],
             }
@@ -178,7 +184,7 @@ def main() -> None:
     plot_lr(first, args.output / "lr_schedule.png")
     middle = len(first.lrs) // 2
     plot_lr(first, args.output / "lr_zoom.png", slice(middle, middle + 100))
-    plot_actions(records, args.output / "actions.png")
+    plot_actions(records, env.action_names, args.output / "actions.png")
     print(f"wrote {args.output}: table.md, results.json and 4 figures")
 
 

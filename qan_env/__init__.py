@@ -1,7 +1,8 @@
 """qan_env: learning-rate scheduling of a Wide ResNet as a Gymnasium environment.
 
-``import qan_env`` registers the environments below; ``gym.make("qan_env/LRSchedule-v0")``
-is the paper's setup, and any preset or field can be chosen by keyword.
+``import qan_env`` registers the environments below (``gym.register_envs(qan_env)`` says
+so to linters); ``gym.make("qan_env/LRSchedule-v0")`` is the paper's setup, and any preset
+or field can be chosen by keyword.
 """
 
 import gymnasium as gym
@@ -10,6 +11,7 @@ from qan_env.config import PRESETS, EnvConfig, make_config
 from qan_env.env import LRScheduleEnv
 from qan_env.features import weight_statistics
 
+__version__ = "0.2.0"  # the package's one version: pyproject.toml reads it from here
 ENTRY_POINT = "qan_env.env:LRScheduleEnv"
 
 #: Every registered id and the keyword arguments it stands for.
@@ -21,7 +23,13 @@ ENV_IDS: dict[str, dict[str, str]] = {
 
 
 def register_envs() -> None:
-    """Register every id in ``ENV_IDS``; calling it again (say in a worker process) is a no-op."""
+    """Register every id in ``ENV_IDS``; calling it again (say in a worker process) is a no-op.
+
+    No id has a ``max_episode_steps``: the env ends its own episodes (``terminated`` when
+    the budget is spent, paper eq. 4), and their length follows the keyword arguments of
+    ``gym.make``, so one fixed number per id would be wrong after an override. The length
+    is ``env.unwrapped.steps_per_episode``.
+    """
     for env_id, kwargs in ENV_IDS.items():
         if env_id not in gym.registry:
             gym.register(id=env_id, entry_point=ENTRY_POINT, kwargs=kwargs)
@@ -34,6 +42,7 @@ __all__ = [
     "PRESETS",
     "EnvConfig",
     "LRScheduleEnv",
+    "__version__",
     "make_config",
     "register_envs",
     "weight_statistics",

@@ -18,12 +18,13 @@ ACTION_NAMES = ("decay", "restart", "keep")
 
 @dataclass(frozen=True)
 class LearningRateActions:
-    """Maps an action index and the current lr to the next lr."""
+    """Maps an action index and the current lr to the next lr (the env builds it from its
+    ``EnvConfig``, which owns these values and their defaults)."""
 
-    decay_rate: float = 0.05
-    restart_lr: float = 0.1
-    keep_action: bool = False
-    lr_floor: float = 0.0
+    decay_rate: float
+    restart_lr: float
+    keep_action: bool
+    lr_floor: float
 
     @property
     def names(self) -> tuple[str, ...]:

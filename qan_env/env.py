@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any, ClassVar
 
@@ -12,18 +11,11 @@ import torch
 from gymnasium import spaces
 
 from qan_env.actions import LearningRateActions
-from qan_env.config import LAYER_SELECTIONS, EnvConfig, make_config
+from qan_env.config import EnvConfig, make_config, with_overrides
 from qan_env.features import feature_names, layer_statistics
 from qan_env.rewards import default_reward_scale, divergence_penalty, log_loss_decrease
-from qan_env.training.data import (
-    CIFAR10_TRAIN_SIZE,
-    DeviceLoader,
-    ImageSet,
-    Normalizer,
-    channel_statistics,
-    load_dataset,
-)
-from qan_env.training.models import build_wide_resnet, conv_layer_names
+from qan_env.training.config import resolve_device
+from qan_env.training.run import DeviceData, build_trainer, load_device_data
 from qan_env.training.trainer import Trainer
 
 
@@ -72,9 +64,11 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
     ## Episode End
 
     ``terminated`` when the epoch budget is spent (no bootstrapping from the last state,
-    paper eq. 4), or when training diverges; then ``info["diverged"]`` is True and the
-    observation is the last one computed from finite weights. Nothing is truncated
-    unless a wrapper such as ``TimeLimit`` says so.
+    paper eq. 4), after ``steps_per_episode`` steps (known at construction:
+    ``ceil(T / iterations_per_step)``, the last step shorter when they do not divide), or
+    earlier when training diverges; then ``info["diverged"]`` is True and the observation
+    is the last one computed from finite weights. Nothing is truncated unless a wrapper
+    such as ``TimeLimit`` says so: the ids are registered without ``max_episode_steps``.
 
     ## Info
 
@@ -87,14 +81,38 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
 
     ``gym.make("qan_env/LRSchedule-v0", preset="paper", **overrides)``: ``preset`` is
     ``"paper"``, ``"quick"`` or ``"tiny"`` (``qan_env.config.PRESETS``); any field of
-    ``qan_env.config.EnvConfig`` can be overridden by keyword, or a whole ``config`` given.
-    Construction reads no data and builds no network; the first ``reset`` does.
+    ``qan_env.config.EnvConfig`` can be overridden by keyword. Or ``config=`` a whole
+    ``EnvConfig`` (then ``preset`` is ignored), with overrides on top. A bad value is
+    refused here, naming the field. Construction reads no data and builds no network; the
+    first ``reset`` does.
 
     ``step_lr(lr)`` is a step at a given learning rate instead of an action's: how fixed
     schedules (``qan_env.schedules``) run on exactly the training the agent gets.
+    ``action_names``, ``feature_names``, ``steps_per_episode`` and ``total_iterations``
+    describe the MDP before any reset.
 
     All randomness comes from ``reset(seed=...)``: with the same seed an episode is the
     same bit for bit on the CPU, and torch's global RNG is never used.
+
+    ## Example
+
+    >>> import gymnasium as gym
+    >>> import qan_env
+    >>> gym.register_envs(qan_env)
+    >>> env = gym.make("qan_env/LRSchedule-v0", preset="tiny")
+    >>> env.unwrapped.steps_per_episode, env.unwrapped.action_names
+    (16, ('decay', 'restart'))
+    >>> observation, info = env.reset(seed=0)
+    >>> observation.shape, info["lr"], info["iteration"]
+    ((193,), 0.1, 0)
+    >>> observation, reward, terminated, truncated, info = env.step(0)  # decay by 5%
+    >>> round(info["lr"], 6), info["iteration"], terminated, truncated
+    (0.095, 1, False, False)
+
+    ## Version History
+
+    - v0: the paper's MDP (qan_env 0.1). qan_env 0.2 changed no MDP: it made the episode
+      length known at construction and added ``config=`` with overrides on top.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
@@ -111,7 +129,7 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
         if config is None:
             config = make_config(preset, **overrides)
         elif overrides:
-            config = dataclasses.replace(config, **overrides)
+            config = with_overrides(config, overrides)
         self.config = config
         self.actions = LearningRateActions(
             decay_rate=config.decay_rate,
@@ -119,7 +137,7 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
             keep_action=config.keep_action,
             lr_floor=config.lr_floor,
         )
-        self.monitored_layers = _resolve_layers(config)
+        self.monitored_layers = config.monitored_conv_layers
         self.feature_names = [
             name for layer in self.monitored_layers for name in feature_names(layer)
         ] + ["lr"]
@@ -127,27 +145,29 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
         self.observation_space = spaces.Box(
             -np.inf, np.inf, shape=(len(self.feature_names),), dtype=np.float32
         )
-        self._data: tuple[ImageSet, ImageSet, Normalizer] | None = None
+        self._data: DeviceData | None = None
         self._trainer: Trainer | None = None
         self._episode_over = True
 
     @property
     def device(self) -> torch.device:
         """Where training runs: ``config.device``, with "auto" meaning CUDA when present."""
-        if self.config.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        device = torch.device(self.config.device)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError(
-                f"device={self.config.device!r} but CUDA is not available here: "
-                f"use device='cpu' or 'auto'"
-            )
-        return device
+        return resolve_device(self.config.device)
 
     @property
     def total_iterations(self) -> int:
         """``T``: the SGD iterations of one episode (whole batches per epoch times epochs)."""
-        return self.config.epochs * self._iterations_per_epoch()
+        return self.config.total_iterations
+
+    @property
+    def steps_per_episode(self) -> int:
+        """Steps of an episode that does not diverge; known at construction, never changing."""
+        return self.config.steps_per_episode
+
+    @property
+    def action_names(self) -> tuple[str, ...]:
+        """The name of each action, by index."""
+        return self.actions.names
 
     @property
     def reward_scale(self) -> float:
@@ -155,64 +175,16 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
             return self.config.reward_scale
         return default_reward_scale(self.total_iterations)
 
-    def _iterations_per_epoch(self) -> int:
-        train_size = (
-            self.config.synthetic_train_size
-            if self.config.dataset == "synthetic"
-            else CIFAR10_TRAIN_SIZE
-        )
-        if self._data is not None:
-            train_size = len(self._data[0])
-        return train_size // self.config.batch_size
-
-    def _load_data(self, device: torch.device) -> tuple[ImageSet, ImageSet, Normalizer]:
-        # Only the first reset reads the data; later episodes reuse the device copy.
-        if self._data is None:
-            train, test = load_dataset(**self.config.data_source)
-            train, test = train.to(device), test.to(device)
-            self._data = (train, test, Normalizer(*channel_statistics(train.images)))
-        return self._data
-
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
-        config = self.config
-        device = self.device
-        train, test, normalizer = self._load_data(device)
-        init_seed, shuffle_seed, augment_seed = (
-            int(s) for s in self.np_random.integers(0, 2**63 - 1, size=3)
-        )
-        augment_generator = torch.Generator(device=device).manual_seed(augment_seed)
-        model = build_wide_resnet(
-            config.depth,
-            config.widen_factor,
-            config.dropout,
-            init_generator=torch.Generator().manual_seed(init_seed),
-            dropout_generator=augment_generator,
-            device=device,
-        )
-        loader = DeviceLoader(
-            train,
-            config.batch_size,
-            normalizer,
-            shuffle_generator=torch.Generator().manual_seed(shuffle_seed),
-            augment_generator=augment_generator,
-        )
-        self._trainer = Trainer(
-            model,
-            loader,
-            test,
-            config.momentum,
-            config.nesterov,
-            config.weight_decay,
-            bf16=config.precision == "bf16",
-            channels_last=config.channels_last,
-            compile_model=config.compile_model,
-        )
-        modules = dict(model.named_modules())
+        if self._data is None:  # only the first reset reads the data
+            self._data = load_device_data(self.config)
+        self._trainer = build_trainer(self.config, self._data, self.np_random)
+        modules = dict(self._trainer.model.named_modules())
         self._monitored = [modules[name].weight for name in self.monitored_layers]
-        self._lr = config.initial_lr
+        self._lr = self.config.initial_lr
         observation, loss = self._observe(self._trainer.initial_loss())
         if not (math.isfinite(loss) and np.isfinite(observation).all()):
             raise RuntimeError(f"the freshly initialised network gives a non-finite loss {loss}")
@@ -233,7 +205,7 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
             raise ValueError(f"lr={lr!r} is not allowed: a finite number >= 0")
         self._lr = float(lr)
         trainer = self._trainer
-        per_epoch = trainer.loader.iterations_per_epoch
+        per_epoch = self.config.iterations_per_epoch
         remaining = min(self.config.iterations_per_step, self.total_iterations - trainer.iteration)
         losses, evaluation = [], None
         while remaining > 0:  # split at epoch ends, where the test set may be evaluated
@@ -284,7 +256,7 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
         return {
             "lr": self._lr,
             "train_loss": loss,
-            "epoch": iteration // self._trainer.loader.iterations_per_epoch,
+            "epoch": iteration // self.config.iterations_per_epoch,
             "iteration": iteration,
             "diverged": diverged,
         }
@@ -295,20 +267,3 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
         self._monitored = []
         self._data = None
         self._episode_over = True
-
-
-def _resolve_layers(config: EnvConfig) -> tuple[str, ...]:
-    names = conv_layer_names(config.depth, config.widen_factor)
-    if config.monitored_layers == "first_conv":
-        return names[:1]
-    if config.monitored_layers == "all_conv":
-        return names
-    unknown = [name for name in config.monitored_layers if name not in names]
-    if unknown:
-        raise ValueError(
-            f"monitored_layers={list(config.monitored_layers)!r} is not allowed: "
-            f"{', '.join(unknown)} is not a conv layer of WRN-{config.depth}-"
-            f"{config.widen_factor}; use {LAYER_SELECTIONS[0]!r}, {LAYER_SELECTIONS[1]!r} "
-            f"or names from: {', '.join(names)}"
-        )
-    return tuple(config.monitored_layers)

@@ -8,16 +8,20 @@ random policy over the same actions and beside fixed schedules, on the same seed
 from __future__ import annotations
 
 import math
-import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+from gymnasium import spaces
 
 from qan_env.env import LRScheduleEnv
+from qan_env.run_folder import read_run_config
 from qan_env.schedules import LRSchedule
+
+#: Seeds kept for evaluation: no training episode and no tuning uses them.
+HELD_OUT_SEEDS: tuple[int, ...] = tuple(range(1000, 1010))
 
 
 class Policy(Protocol):
@@ -73,43 +77,61 @@ class RandomPolicy:
 class SB3Policy:
     """A trained Stable-Baselines3 model, acting greedily (``deterministic=True``).
 
-    It sees what it saw in training: the last ``k`` observations stacked as SB3's
-    ``VecFrameStack`` does (oldest first, zeros before the episode's first), then
-    normalised with the saved ``VecNormalize`` statistics. ``k`` is read off the model's
-    observation space.
+    It sees what it saw in training, through SB3's own code: the last ``k`` observations
+    stacked by ``StackedObservations`` (the engine of ``VecFrameStack``; ``k`` is read off
+    the model's observation space), then normalised by the run's ``VecNormalize``
+    statistics, frozen.
     """
 
     def __init__(self, model, normalizer=None, name: str = "DQN (greedy)") -> None:
         self.model = model
         self.normalizer = normalizer
         self.name = name
-        self.frames: np.ndarray | None = None
+        self.frames = None  # a StackedObservations, made for the first observation
+        self.episode_started = False
 
     @classmethod
     def load(cls, run_dir: str | Path, name: str = "DQN (greedy)") -> SB3Policy:
-        """The ``model.zip`` and ``vecnormalize.pkl`` that ``agents/sb3_dqn.py`` wrote."""
+        """The ``model.zip`` and ``vecnormalize.pkl`` that ``agents/sb3_dqn.py`` wrote.
+
+        Both are SB3's pickle-based formats: load only run folders you trust.
+        """
         from stable_baselines3 import DQN
+        from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecNormalize
 
         run_dir = Path(run_dir)
+        config = read_run_config(run_dir).env
         model = DQN.load(run_dir / "model.zip", device="cpu")
         normalizer = None
         if (run_dir / "vecnormalize.pkl").exists():
-            with open(run_dir / "vecnormalize.pkl", "rb") as file:
-                normalizer = pickle.load(file)  # VecNormalize's own format, without its env
+            # VecNormalize.load checks its statistics against an env of the run's shapes.
+            single = DummyVecEnv([lambda: LRScheduleEnv(config=config)])
+            stack = model.observation_space.shape[0] // single.observation_space.shape[0]
+            normalizer = VecNormalize.load(
+                str(run_dir / "vecnormalize.pkl"), VecFrameStack(single, stack)
+            )
             normalizer.training = False
+            normalizer.norm_reward = False
         return cls(model, normalizer, name)
 
     def reset(self, seed: int) -> None:
-        self.frames = None
+        self.episode_started = False
 
     def model_input(self, observation: np.ndarray) -> np.ndarray:
         """Push ``observation`` on the history; the stacked, normalised ``[1, k * n]`` input."""
+        from stable_baselines3.common.vec_env.stacked_observations import StackedObservations
+
+        batch = observation[None]
         if self.frames is None:
+            single = spaces.Box(-np.inf, np.inf, observation.shape, np.float32)
             stack = self.model.observation_space.shape[0] // observation.shape[0]
-            self.frames = np.zeros((stack, observation.shape[0]), dtype=np.float32)
-        self.frames = np.roll(self.frames, -1, axis=0)
-        self.frames[-1] = observation
-        stacked = self.frames.reshape(1, -1)
+            self.frames = StackedObservations(1, stack, single)
+        if self.episode_started:
+            stacked, _ = self.frames.update(batch, np.array([False]), [{}])
+        else:
+            stacked = self.frames.reset(batch)
+            self.episode_started = True
+        stacked = stacked.copy()  # the stack's own buffer changes with the next observation
         if self.normalizer is not None:
             stacked = self.normalizer.normalize_obs(stacked)
         return stacked
@@ -126,7 +148,7 @@ def run_episode(env: LRScheduleEnv, policy: Policy | LRSchedule, seed: int) -> E
     record = EpisodeRecord(policy.name, seed)
     if not isinstance(policy, LRSchedule):
         policy.reset(seed)
-    total_steps = math.ceil(core.total_iterations / core.config.iterations_per_step)
+    total_steps = core.steps_per_episode
     terminated = truncated = False
     step = 0
     while not (terminated or truncated):

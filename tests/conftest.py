@@ -8,10 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from cifar_format import write_cifar10
+from cifar_format import TRAIN_PER_BATCH, write_cifar10
 from torchvision.datasets import CIFAR10
 
 from qan_env import LRScheduleEnv
+from qan_env.training import data
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,7 +42,8 @@ def _md5(path: Path) -> str:
 
 @pytest.fixture
 def cifar10_dir(tmp_path, monkeypatch):
-    """A small CIFAR-10 folder, with torchvision's checksum table set to these files' sums.
+    """A small CIFAR-10 folder, with torchvision's checksum table set to these files' sums
+    and the env's table of training-set sizes to their size.
 
     Everything else, from unpickling to the HWC layout, is torchvision's own loading code.
     """
@@ -55,4 +57,5 @@ def cifar10_dir(tmp_path, monkeypatch):
     )
     meta = dict(CIFAR10.meta, md5=_md5(folder / CIFAR10.meta["filename"]))
     monkeypatch.setattr(CIFAR10, "meta", meta)
+    monkeypatch.setitem(data.TRAIN_SIZES, "cifar10", len(CIFAR10.train_list) * TRAIN_PER_BATCH)
     return tmp_path, written

@@ -3,21 +3,35 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import subprocess
 import sys
 import time
 
 import numpy as np
+import pytest
 from conftest import ROOT, run_script
 from stable_baselines3 import DQN
 
-from qan_env import LRScheduleEnv
+import qan_env
+from qan_env import LRScheduleEnv, make_config
+from qan_env.config import PRESETS
+from qan_env.evaluation import HELD_OUT_SEEDS
+
+
+def agent_module():
+    """``agents/sb3_dqn.py`` imported as a module, to call its parts in this process."""
+    spec = importlib.util.spec_from_file_location("sb3_dqn", ROOT / "agents" / "sb3_dqn.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_sb3_dqn_learns_on_tiny_and_is_told_when_episodes_end():
     env = LRScheduleEnv(preset="tiny")
-    steps_per_episode = env.total_iterations
+    steps_per_episode = env.steps_per_episode
     model = DQN(
         "MlpPolicy",
         env,
@@ -46,10 +60,16 @@ def test_agent_script_trains_two_tiny_episodes_and_writes_its_outputs(tmp_path):
     result = run_script("agents/sb3_dqn.py", *args)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0] == "preset: tiny (device: cpu)"
-    for name in ("model.zip", "vecnormalize.pkl", "steps.csv", "summary.json"):
+    for name in ("config.json", "model.zip", "vecnormalize.pkl", "steps.csv", "summary.json"):
         assert (tmp_path / name).is_file(), name
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["env"] == make_config("tiny").to_dict()  # every field, resolved
+    assert config["agent"]["preset"] == "tiny" and config["agent"]["gamma"] == 0.99
+    assert config["version"] == qan_env.__version__
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["env_overrides"] == {} and len(summary["episodes"]) == 2
+    assert len(summary["episodes"]) == 2
+    with open(tmp_path / "steps.csv", newline="") as file:
+        assert "\r" not in file.read()
     with open(tmp_path / "steps.csv") as file:
         rows = list(csv.DictReader(file))
     assert len(rows) == summary["steps"] == 2 * 16
@@ -109,3 +129,52 @@ def test_evaluate_runs_the_saved_model_greedily(tmp_path):
     assert first["seed"] == second["seed"] == 4
     assert first["actions"] == second["actions"] and len(first["actions"]) == 16
     assert "greedily (preset: tiny" in result.stdout.splitlines()[0]
+    assert "note: preset" not in result.stdout  # nothing changed since the run
+
+
+def test_evaluate_uses_the_saved_config_when_the_preset_has_changed(tmp_path, monkeypatch, capsys):
+    run = run_script(
+        "agents/sb3_dqn.py", "--preset", "tiny", "--episodes", "1", "--output", str(tmp_path)
+    )
+    assert run.returncode == 0, run.stderr
+    # The tiny preset changes after the run: one epoch (8 steps) where the run had two (16).
+    monkeypatch.setitem(PRESETS, "tiny", make_config("tiny", epochs=1))
+    agent = agent_module()
+    agent.run_evaluation(agent.Args(evaluate=tmp_path, eval_seeds=(5,)))
+    output = capsys.readouterr().out
+    assert f"as saved in {tmp_path / 'config.json'}" in output
+    assert "note: preset 'tiny' has changed since this run (epochs)" in output
+    (record,) = json.loads((tmp_path / "evaluation.json").read_text())
+    assert len(record["actions"]) == 16  # the saved two epochs, not today's one
+
+
+def test_evaluate_refuses_a_folder_without_config_json(tmp_path):
+    (tmp_path / "summary.json").write_text('{"preset": "tiny", "env_overrides": {}}')
+    result = run_script("agents/sb3_dqn.py", "--evaluate", str(tmp_path))
+    assert result.returncode != 0
+    assert f"{tmp_path / 'config.json'} does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--env", "epoch=5"], "--env: unknown setting(s) epoch"),
+        (["--env", "depth=12"], "--env: depth=12 is not a Wide ResNet depth"),
+        (["--seed", str(HELD_OUT_SEEDS[0])], "is a held-out evaluation seed"),
+    ],
+)
+def test_bad_arguments_are_refused_before_anything_is_written(tmp_path, args, message):
+    output = tmp_path / "run"
+    result = run_script("agents/sb3_dqn.py", "--preset", "tiny", "--output", str(output), *args)
+    assert result.returncode != 0 and message in result.stderr
+    assert "Traceback" not in result.stderr and not output.exists()
+
+
+def test_dqn_settings_are_sized_from_the_episode_length():
+    agent = agent_module()
+    kwargs = agent.dqn_kwargs(agent.Args(episodes=10), steps_per_episode=400)
+    assert kwargs["buffer_size"] == 4000  # the whole run
+    assert kwargs["learning_starts"] == 64 and kwargs["target_update_interval"] == 80
+    big = agent.dqn_kwargs(agent.Args(episodes=10), steps_per_episode=19_500)
+    assert (big["learning_starts"], big["target_update_interval"]) == (1950, 3900)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import inspect
+import json
 import re
 
 import pytest
 
-from qan_env import PRESETS, LRScheduleEnv, make_config
-from qan_env.config import parse_overrides
+import qan_env
+from qan_env import PRESETS, EnvConfig, LRScheduleEnv, make_config
+from qan_env.config import config_from_dict, parse_overrides
+from qan_env.training import TrainingConfig
 
 
 def test_the_paper_preset_is_the_papers_experiment():
@@ -97,3 +102,53 @@ def test_command_line_overrides_are_parsed_as_literals_or_words():
     }
     with pytest.raises(ValueError, match="'epochs' is not FIELD=VALUE"):
         parse_overrides(["epochs"])
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_a_config_survives_its_json_round_trip(preset):
+    config = make_config(preset, monitored_layers=["conv1", "block1.0.conv2"], restart_lr=0.05)
+    again = config_from_dict(json.loads(json.dumps(config.to_dict())))
+    assert again == config and isinstance(again.monitored_layers, tuple)
+
+
+def test_a_saved_config_is_checked_like_constructor_arguments():
+    saved = make_config("tiny").to_dict()
+    with pytest.raises(ValueError, match=r"^epochs=0 is not allowed"):
+        config_from_dict({**saved, "epochs": 0})
+    with pytest.raises(ValueError, match="unknown setting"):
+        config_from_dict({**saved, "no_such_field": 1})
+    del saved["max_loss"]  # saved before the field existed: it takes its default
+    assert config_from_dict(saved).max_loss == EnvConfig().max_loss
+
+
+def test_the_episode_length_follows_the_config_with_one_rounding():
+    assert make_config("paper").steps_per_episode == 50 * (50_000 // 128) == 19_500
+    assert make_config("quick", iterations_per_step=10).steps_per_episode == 40
+    assert make_config("quick", iterations_per_step=400).steps_per_episode == 1
+    assert make_config("quick", iterations_per_step=401).steps_per_episode == 1
+    assert make_config("quick", iterations_per_step=399).steps_per_episode == 2
+
+
+@pytest.mark.parametrize("module", [qan_env.config, qan_env.training.config])
+def test_every_config_field_has_a_docstring(module):
+    """Each field is documented where it is declared (the line below it), as CleanRL's Args."""
+    tree = ast.parse(inspect.getsource(module))
+    checked = 0
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and node.name in ("EnvConfig", "TrainingConfig"):
+            body = node.body
+            for index, statement in enumerate(body):
+                if isinstance(statement, ast.AnnAssign):
+                    after = body[index + 1] if index + 1 < len(body) else None
+                    documented = isinstance(after, ast.Expr) and isinstance(
+                        after.value, ast.Constant
+                    )
+                    assert documented, f"{node.name}.{statement.target.id} has no docstring"
+                    checked += 1
+    run_fields = len(dataclasses.fields(TrainingConfig))
+    own_fields = (
+        run_fields
+        if module is qan_env.training.config
+        else len(dataclasses.fields(EnvConfig)) - run_fields
+    )
+    assert checked == own_fields > 5

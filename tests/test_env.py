@@ -1,4 +1,5 @@
-"""LRScheduleEnv: the MDP of DESIGN.md, the checkers, seeding, divergence, registration."""
+"""LRScheduleEnv: the MDP of its docstring and the README, the checkers, seeding, divergence,
+registration."""
 
 from __future__ import annotations
 
@@ -62,6 +63,7 @@ def test_episode_length_evaluation_and_termination(tiny_env):
     _, steps = run_episode(tiny_env, lambda step: DECAY)
     per_epoch = 256 // 32
     assert len(steps) == tiny_env.total_iterations == 2 * per_epoch
+    assert tiny_env.steps_per_episode == len(steps)
     for index, (observation, reward, terminated, truncated, info) in enumerate(steps):
         assert observation in tiny_env.observation_space
         assert isinstance(reward, float) and not truncated
@@ -206,6 +208,7 @@ def test_steps_that_span_epoch_ends_evaluate_at_the_epoch_end():
     _, steps = run_episode(env, lambda step: DECAY)
     iterations = [info["iteration"] for *_, info in steps]
     assert iterations == [5, 10, 15, 20, 24]  # 24 iterations; the last step is shorter
+    assert env.steps_per_episode == len(steps) == 5  # rounded up, once, by the config
     evaluated = [info["iteration"] for *_, info in steps if "test_accuracy" in info]
     assert evaluated == [10, 20, 24]  # the steps containing the ends of epochs 1, 2 and 3
 
@@ -220,9 +223,40 @@ def test_eval_every_n_epochs_and_never():
 def test_cifar10_episode_runs_on_files_in_cifar10_format(cifar10_dir):
     root, _ = cifar10_dir
     env = LRScheduleEnv(preset="tiny", dataset="cifar10", data_dir=str(root), batch_size=50)
+    assert env.steps_per_episode == 2 * (200 // 50)  # known before any file is read
     _, steps = run_episode(env, lambda step: DECAY)
-    assert len(steps) == 2 * (200 // 50)
+    assert len(steps) == env.steps_per_episode
     assert 0.0 <= steps[-1][4]["test_accuracy"] <= 1.0
+
+
+def test_a_data_set_of_another_size_than_the_config_says_is_refused(cifar10_dir, monkeypatch):
+    root, _ = cifar10_dir
+    monkeypatch.setitem(qan_env.training.data.TRAIN_SIZES, "cifar10", 50_000)  # the real size
+    env = LRScheduleEnv(preset="tiny", dataset="cifar10", data_dir=str(root), batch_size=50)
+    assert env.steps_per_episode == 2 * (50_000 // 50)
+    with pytest.raises(qan_env.training.data.DatasetError, match="has 200 training images where"):
+        env.reset(seed=0)
+
+
+def test_the_episode_length_is_known_at_construction_and_never_changes():
+    env = LRScheduleEnv(preset="quick", iterations_per_step=7)
+    assert env.total_iterations == 10 * (5120 // 128) == 400
+    assert env.steps_per_episode == 58  # 57 steps of 7 iterations and one of 1
+    env = LRScheduleEnv(preset="tiny", iterations_per_step=7)  # 16 iterations: 7, 7, 2
+    before = (env.total_iterations, env.steps_per_episode, env.reward_scale)
+    _, steps = run_episode(env, lambda step: DECAY)
+    assert len(steps) == env.steps_per_episode == 3
+    assert (env.total_iterations, env.steps_per_episode, env.reward_scale) == before
+
+
+def test_a_whole_config_with_overrides_on_top():
+    config = qan_env.make_config("tiny", epochs=3)
+    env = gym.make("qan_env/LRSchedule-v0", config=config, iterations_per_step=2)
+    assert env.unwrapped.config == qan_env.make_config("tiny", epochs=3, iterations_per_step=2)
+    with pytest.raises(ValueError, match="unknown setting"):
+        LRScheduleEnv(config=config, epoch=3)
+    with pytest.raises(ValueError, match=r"iterations_per_step=0 is not allowed"):
+        LRScheduleEnv(config=config, iterations_per_step=0)
 
 
 def test_cuda_requested_without_cuda_is_a_clear_error():
@@ -236,6 +270,7 @@ def test_cuda_requested_without_cuda_is_a_clear_error():
 def test_registration_is_idempotent_and_module_prefixed_ids_work():
     qan_env.register_envs()
     qan_env.register_envs()
+    gym.register_envs(qan_env)
     env = gym.make("qan_env:qan_env/LRSchedule-v0", preset="tiny", epochs=1)
     assert env.unwrapped.config.epochs == 1
     assert env.spec.id == "qan_env/LRSchedule-v0"
@@ -246,6 +281,9 @@ def test_every_registered_id_makes_its_preset(env_id):
     env = gym.make(env_id)
     assert env.unwrapped.config == qan_env.make_config(ENV_IDS[env_id]["preset"])
     assert env.observation_space.shape == (193,) and env.action_space.n == 2
+    assert env.unwrapped.action_names == ("decay", "restart")
+    # The env ends its own episodes; a fixed TimeLimit would be wrong after an override.
+    assert env.spec.max_episode_steps is None
     if env.unwrapped.config.dataset == "synthetic":
         observation, _ = env.reset(seed=0)
         assert observation in env.observation_space

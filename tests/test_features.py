@@ -42,7 +42,7 @@ def h_reference(values: np.ndarray) -> list[float]:
 
 
 def statistics_reference(weight: np.ndarray) -> np.ndarray:
-    """Paper eq. 5-8 with DESIGN.md's conventions, each group listed out explicitly."""
+    """Paper eq. 5-8 with the README's conventions, each group listed out explicitly."""
     n_out, n_in = weight.shape[:2]
     partitions = [
         [weight[:, i].ravel() for i in range(n_in)],  # w_i*: leaving input node i

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+import numpy as np
 import pytest
 import torch
 
-from qan_env.training.data import DeviceLoader, Normalizer, channel_statistics, synthetic_cifar
+from qan_env.training import TrainingConfig, build_trainer, load_device_data
 from qan_env.training.models import WideResNet, build_wide_resnet, check_depth, conv_layer_names
 from qan_env.training.trainer import Trainer
+
+SMALL_RUN = TrainingConfig(
+    dataset="synthetic",
+    synthetic_train_size=256,
+    synthetic_test_size=100,
+    depth=10,
+    widen_factor=1,
+    batch_size=32,
+    device="cpu",
+)
 
 
 def test_wrn_40_4_has_the_papers_size():
@@ -52,16 +65,20 @@ def test_dropout_draws_from_its_generator_only():
 
 
 def make_trainer(seed: int = 0, dropout: float = 0.0) -> Trainer:
-    train, test = synthetic_cifar(256, 100, seed=0)
-    model = build_wide_resnet(10, 1, dropout, torch.Generator().manual_seed(seed), None)
-    loader = DeviceLoader(
-        train,
-        32,
-        Normalizer(*channel_statistics(train.images)),
-        shuffle_generator=torch.Generator().manual_seed(seed),
-        augment_generator=torch.Generator().manual_seed(seed),
-    )
-    return Trainer(model, loader, test)
+    config = dataclasses.replace(SMALL_RUN, dropout=dropout)
+    return build_trainer(config, load_device_data(config), np.random.default_rng(seed))
+
+
+def test_a_run_is_sized_and_built_from_its_config_alone():
+    assert (SMALL_RUN.iterations_per_epoch, SMALL_RUN.total_iterations) == (8, 8 * 50)
+    assert TrainingConfig().total_iterations == 50 * (50_000 // 128)  # the paper: 19,500
+    first, again, other = make_trainer(seed=3), make_trainer(seed=3), make_trainer(seed=4)
+    assert first.loader.iterations_per_epoch == SMALL_RUN.iterations_per_epoch
+    assert first.model.fc.out_features == 10 and len(first.test_set) == 100
+    assert torch.equal(first.model.conv1.weight, again.model.conv1.weight)
+    assert not torch.equal(first.model.conv1.weight, other.model.conv1.weight)
+    # The same seed gives the same data order and augmentation, so the same losses.
+    assert torch.equal(first.train(3, lr=0.05), again.train(3, lr=0.05))
 
 
 def test_train_returns_one_loss_per_iteration_and_updates_the_weights():

@@ -12,13 +12,20 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
+if TYPE_CHECKING:
+    from qan_env.training.config import TrainingConfig
+
+#: The data sets a config can name.
+DATASETS = ("cifar10", "synthetic")
+#: Training images of each named data set whose size is fixed (the synthetic set's is set).
+TRAIN_SIZES = {"cifar10": 50_000}
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
-CIFAR10_TRAIN_SIZE = 50_000
 CROP_PADDING = 4
 
 
@@ -77,24 +84,34 @@ def load_cifar10(data_dir: str | os.PathLike, download: bool = False) -> tuple[I
     return _from_torchvision(train), _from_torchvision(test)
 
 
-@functools.lru_cache(maxsize=4)
-def load_dataset(
-    name: str,
-    data_dir: str = "~/.cache/qan_env",
-    download: bool = False,
-    synthetic_train_size: int = 50_000,
-    synthetic_test_size: int = 10_000,
-    synthetic_seed: int = 0,
-) -> tuple[ImageSet, ImageSet]:
-    """Train and test splits of ``name`` ("cifar10" or "synthetic") on the CPU.
+def load_dataset(config: TrainingConfig) -> tuple[ImageSet, ImageSet]:
+    """Train and test splits of ``config.dataset`` on the CPU.
 
-    Cached, so environments in one process share one read-only host copy.
+    Cached by the data fields alone, so environments in one process share one read-only
+    host copy whatever their other settings.
     """
-    if name == "cifar10":
+    return _load(
+        config.dataset,
+        config.data_dir,
+        config.download,
+        config.synthetic_train_size,
+        config.synthetic_test_size,
+        config.synthetic_seed,
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _load(
+    dataset: str,
+    data_dir: str,
+    download: bool,
+    synthetic_train_size: int,
+    synthetic_test_size: int,
+    synthetic_seed: int,
+) -> tuple[ImageSet, ImageSet]:
+    if dataset == "cifar10":
         return load_cifar10(data_dir, download)
-    if name == "synthetic":
-        return synthetic_cifar(synthetic_train_size, synthetic_test_size, synthetic_seed)
-    raise ValueError(f"dataset={name!r} is not allowed: one of ('cifar10', 'synthetic')")
+    return synthetic_cifar(synthetic_train_size, synthetic_test_size, synthetic_seed)
 
 
 def _from_torchvision(dataset) -> ImageSet:

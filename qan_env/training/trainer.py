@@ -10,38 +10,37 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from qan_env.training.config import TrainingConfig
 from qan_env.training.data import DeviceLoader, ImageSet, Normalizer
 
 EVAL_BATCH_SIZE = 1000
 
 
 class Trainer:
-    """Trains ``model`` with SGD (momentum, Nesterov, weight decay) on ``loader``'s batches."""
+    """Trains ``model`` with SGD on ``loader``'s batches, as ``config`` says.
+
+    From ``config``: momentum, Nesterov, weight decay, precision, memory layout and
+    compilation. ``qan_env.training.run.build_trainer`` makes one, with its model and
+    loader, from the config alone.
+    """
 
     def __init__(
-        self,
-        model: nn.Module,
-        loader: DeviceLoader,
-        test_set: ImageSet,
-        momentum: float = 0.9,
-        nesterov: bool = True,
-        weight_decay: float = 5e-4,
-        bf16: bool = False,
-        channels_last: bool = False,
-        compile_model: bool = False,
+        self, config: TrainingConfig, model: nn.Module, loader: DeviceLoader, test_set: ImageSet
     ) -> None:
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.memory_format = (
+            torch.channels_last if config.channels_last else torch.contiguous_format
+        )
         self.model = model.to(memory_format=self.memory_format)
-        self.forward = torch.compile(model) if compile_model else model
-        self.bf16 = bf16
+        self.forward = torch.compile(model) if config.compile_model else model
+        self.bf16 = config.precision == "bf16"
         self.loader = loader
         self.test_set = test_set
         self.optimizer = torch.optim.SGD(
             model.parameters(),
             lr=0.0,
-            momentum=momentum,
-            nesterov=nesterov,
-            weight_decay=weight_decay,
+            momentum=config.momentum,
+            nesterov=config.nesterov,
+            weight_decay=config.weight_decay,
         )
         self.iteration = 0
         self._pending: tuple[torch.Tensor, torch.Tensor] | None = None

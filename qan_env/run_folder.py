@@ -1,0 +1,50 @@
+"""A run folder's ``config.json``: what a run ran, so that it can be evaluated on exactly that.
+
+It holds the full resolved ``EnvConfig`` (every field, not a preset's name: presets change),
+the agent's settings and the package version. Written to a temporary name and renamed, so
+a reader never sees half a file; read back through the same checks as the env's arguments.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from qan_env import __version__
+from qan_env.config import EnvConfig, config_from_dict
+
+CONFIG_FILE = "config.json"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    env: EnvConfig
+    agent: dict[str, Any]
+    version: str
+
+
+def write_run_config(folder: Path, env: EnvConfig, agent: dict[str, Any]) -> Path:
+    path = Path(folder) / CONFIG_FILE
+    text = json.dumps({"version": __version__, "env": env.to_dict(), "agent": agent}, indent=2)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text + "\n")
+    os.replace(partial, path)
+    return path
+
+
+def read_run_config(folder: Path) -> RunConfig:
+    """The run's config; a clear error for a folder without one (an older or foreign run)."""
+    path = Path(folder) / CONFIG_FILE
+    if not Path(folder).is_dir():
+        raise FileNotFoundError(f"{folder} is not a folder")
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} does not exist: {folder} is not a run folder of this version of qan_env "
+            f"(a run folder records its whole env config there; older ones recorded only a "
+            f"preset name, which can change). Train the run again to evaluate it."
+        )
+    values = json.loads(path.read_text())
+    return RunConfig(config_from_dict(values["env"]), values["agent"], values["version"])

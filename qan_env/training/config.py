@@ -1,0 +1,123 @@
+"""``TrainingConfig``: everything one training run needs, with the paper's values as defaults.
+
+A run is a Wide ResNet trained with SGD (Nesterov momentum, weight decay) on a data set
+for a number of epochs. The learning rate is not here: whoever drives the run (an RL env,
+a fixed schedule) sets it for every call of ``Trainer.train``. Each field is checked once,
+here, when the config is made; a bad value is refused with a message that names the
+field, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from qan_env.training import data
+from qan_env.training.models import check_depth
+from qan_env.validation import check_choice, check_flag, check_float, check_int, refuse
+
+PRECISIONS = ("fp32", "bf16")
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """One training run: data, network, optimizer, budget and where it runs."""
+
+    dataset: str = "cifar10"
+    """The data set: "cifar10" (torchvision) or "synthetic" (generated, no download)."""
+    data_dir: str = "~/.cache/qan_env"
+    """Where CIFAR-10 is read from (and downloaded to)."""
+    download: bool = False
+    """Download CIFAR-10 into ``data_dir`` when it is not there."""
+    synthetic_train_size: int = 50_000
+    """Training images of the synthetic set."""
+    synthetic_test_size: int = 10_000
+    """Test images of the synthetic set."""
+    synthetic_seed: int = 0
+    """The seed the synthetic set is generated from (its classes and its images)."""
+    depth: int = 40
+    """Wide ResNet depth, 6n+4."""
+    widen_factor: int = 4
+    """Wide ResNet width multiplier k."""
+    dropout: float = 0.0
+    """Dropout probability inside each residual block."""
+    batch_size: int = 128
+    """Images per SGD iteration; an epoch is ``train_size // batch_size`` whole batches."""
+    epochs: int = 50
+    """Length of the run in epochs."""
+    momentum: float = 0.9
+    """SGD momentum."""
+    nesterov: bool = True
+    """Nesterov momentum."""
+    weight_decay: float = 5e-4
+    """L2 weight decay of SGD."""
+    device: str = "auto"
+    """"cpu", "cuda", "cuda:N", or "auto": CUDA when available, else the CPU."""
+    precision: str = "fp32"
+    """"fp32", or "bf16": bfloat16 autocast for the network (for GPUs)."""
+    channels_last: bool = False
+    """NHWC memory layout for the convolutions (for GPUs)."""
+    compile_model: bool = False
+    """``torch.compile`` the network (slow first steps)."""
+
+    def __post_init__(self) -> None:
+        check_choice(self, "dataset", data.DATASETS)
+        check_choice(self, "precision", PRECISIONS)
+        for flag in ("download", "nesterov", "channels_last", "compile_model"):
+            check_flag(self, flag)
+        for field in ("synthetic_train_size", "synthetic_test_size", "widen_factor"):
+            check_int(self, field, 1)
+        for field in ("batch_size", "epochs"):
+            check_int(self, field, 1)
+        check_int(self, "synthetic_seed", 0)
+        if self.batch_size > self.train_size:
+            source = "synthetic_train_size" if self.dataset == "synthetic" else "the training set"
+            refuse("batch_size", self.batch_size, f"at most {source} ({self.train_size})")
+        if isinstance(self.depth, bool) or not isinstance(self.depth, int):
+            refuse("depth", self.depth, "an integer 6n+4 with n >= 1 (10, 16, 22, 28, 34, 40, ...)")
+        check_depth(self.depth)
+        check_float(self, "dropout", 0.0, 1.0)
+        if self.dropout == 1.0:
+            refuse("dropout", self.dropout, "a probability in [0, 1)")
+        check_float(self, "momentum", 0.0, 1.0)
+        check_float(self, "weight_decay", 0.0)
+        if not isinstance(self.device, str) or not _is_device_name(self.device):
+            refuse("device", self.device, "'auto', 'cpu', 'cuda' or 'cuda:N'")
+
+    @property
+    def train_size(self) -> int:
+        """Training images: the synthetic set's size, or the named data set's."""
+        if self.dataset == "synthetic":
+            return self.synthetic_train_size
+        return data.TRAIN_SIZES[self.dataset]
+
+    @property
+    def iterations_per_epoch(self) -> int:
+        return self.train_size // self.batch_size
+
+    @property
+    def total_iterations(self) -> int:
+        """SGD iterations of the whole run: whole batches per epoch times epochs."""
+        return self.epochs * self.iterations_per_epoch
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device of a config's ``device``; "auto" is CUDA when present."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(
+            f"device={name!r} but CUDA is not available here: use device='cpu' or 'auto'"
+        )
+    return device
+
+
+def _is_device_name(name: str) -> bool:
+    if name == "auto":
+        return True
+    try:
+        return torch.device(name).type in ("cpu", "cuda")
+    except RuntimeError:
+        return False

@@ -1,0 +1,84 @@
+"""A training run built from its config: the one place where data, network, loader and
+trainer are wired together.
+
+``load_device_data(config)`` reads the data set once and puts it on the config's device;
+``build_trainer(config, data, rng)`` makes a fresh run on it, drawing every seed of the run
+(initial weights, data order, augmentation and dropout) from ``rng``. The env, the fixed
+schedules and the benchmarks all build their runs here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from qan_env.training.config import TrainingConfig, resolve_device
+from qan_env.training.data import (
+    DatasetError,
+    DeviceLoader,
+    ImageSet,
+    Normalizer,
+    channel_statistics,
+    load_dataset,
+)
+from qan_env.training.models import build_wide_resnet
+from qan_env.training.trainer import Trainer
+
+
+@dataclass(frozen=True)
+class DeviceData:
+    """A data set on the device, with the normalisation of its training split."""
+
+    train: ImageSet
+    test: ImageSet
+    normalizer: Normalizer
+
+    @property
+    def device(self) -> torch.device:
+        return self.train.images.device
+
+
+def load_device_data(config: TrainingConfig) -> DeviceData:
+    """``config``'s data set on ``config``'s device; refuses one whose size is not the config's.
+
+    The size check keeps ``config.total_iterations`` true: it is known before any data is
+    read, and the agent sizes its run from it.
+    """
+    device = resolve_device(config.device)
+    train, test = load_dataset(config)
+    if len(train) != config.train_size:
+        raise DatasetError(
+            f"{config.dataset} has {len(train)} training images where {config.train_size} "
+            f"were expected: the files in {config.data_dir} are not the whole data set"
+        )
+    train, test = train.to(device), test.to(device)
+    return DeviceData(train, test, Normalizer(*channel_statistics(train.images)))
+
+
+def build_trainer(config: TrainingConfig, data: DeviceData, rng: np.random.Generator) -> Trainer:
+    """A fresh run of ``config`` on ``data``: new weights, data order and augmentation.
+
+    Three seeds are drawn from ``rng``. The initial weights and the data order come from
+    CPU generators, so a seed gives the same network and order on every device;
+    augmentation and dropout draw from a generator on the device.
+    """
+    init_seed, shuffle_seed, augment_seed = (int(s) for s in rng.integers(0, 2**63 - 1, size=3))
+    augment_generator = torch.Generator(device=data.device).manual_seed(augment_seed)
+    model = build_wide_resnet(
+        config.depth,
+        config.widen_factor,
+        config.dropout,
+        init_generator=torch.Generator().manual_seed(init_seed),
+        dropout_generator=augment_generator,
+        device=data.device,
+    )
+    loader = DeviceLoader(
+        data.train,
+        config.batch_size,
+        data.normalizer,
+        shuffle_generator=torch.Generator().manual_seed(shuffle_seed),
+        augment_generator=augment_generator,
+    )
+    return Trainer(config, model, loader, data.test)
