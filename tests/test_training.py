@@ -8,19 +8,13 @@ import numpy as np
 import pytest
 import torch
 
+from qan_env.config import make_config
 from qan_env.training import TrainingConfig, build_trainer, load_device_data
 from qan_env.training.models import WideResNet, build_wide_resnet, check_depth, conv_layer_names
 from qan_env.training.trainer import Trainer
 
-SMALL_RUN = TrainingConfig(
-    dataset="synthetic",
-    synthetic_train_size=256,
-    synthetic_test_size=100,
-    depth=10,
-    widen_factor=1,
-    batch_size=32,
-    device="cpu",
-)
+# The tiny preset's run (an EnvConfig is a TrainingConfig), driven here without any env.
+SMALL_RUN = make_config("tiny", synthetic_test_size=100)
 
 
 def test_wrn_40_4_has_the_papers_size():
@@ -70,7 +64,7 @@ def make_trainer(seed: int = 0, dropout: float = 0.0) -> Trainer:
 
 
 def test_a_run_is_sized_and_built_from_its_config_alone():
-    assert (SMALL_RUN.iterations_per_epoch, SMALL_RUN.total_iterations) == (8, 8 * 50)
+    assert (SMALL_RUN.iterations_per_epoch, SMALL_RUN.total_iterations) == (8, 8 * 2)
     assert TrainingConfig().total_iterations == 50 * (50_000 // 128)  # the paper: 19,500
     first, again, other = make_trainer(seed=3), make_trainer(seed=3), make_trainer(seed=4)
     assert first.loader.iterations_per_epoch == SMALL_RUN.iterations_per_epoch

@@ -65,20 +65,13 @@ def build_trainer(config: TrainingConfig, data: DeviceData, rng: np.random.Gener
     augmentation and dropout draw from a generator on the device.
     """
     init_seed, shuffle_seed, augment_seed = (int(s) for s in rng.integers(0, 2**63 - 1, size=3))
+    init_generator = torch.Generator().manual_seed(init_seed)
+    shuffle_generator = torch.Generator().manual_seed(shuffle_seed)
     augment_generator = torch.Generator(device=data.device).manual_seed(augment_seed)
     model = build_wide_resnet(
-        config.depth,
-        config.widen_factor,
-        config.dropout,
-        init_generator=torch.Generator().manual_seed(init_seed),
-        dropout_generator=augment_generator,
-        device=data.device,
-    )
+        config.depth, config.widen_factor, config.dropout, init_generator, augment_generator
+    ).to(data.device)
     loader = DeviceLoader(
-        data.train,
-        config.batch_size,
-        data.normalizer,
-        shuffle_generator=torch.Generator().manual_seed(shuffle_seed),
-        augment_generator=augment_generator,
+        data.train, config.batch_size, data.normalizer, shuffle_generator, augment_generator
     )
     return Trainer(config, model, loader, data.test)
