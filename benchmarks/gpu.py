@@ -87,7 +87,10 @@ def main() -> None:
     overrides = {"device": args.device, "dataset": "synthetic"}
     if not args.quick:
         overrides.update(synthetic_train_size=50_000, synthetic_test_size=10_000)
-    overhead = [env_overhead(preset, overrides, ips, iterations, rounds, pairs) for ips in (1, 10)]
+    overhead = [
+        {"variant": "paper MDP", **env_overhead(preset, overrides, ips, iterations, rounds, pairs)}
+        for ips in (1, 10)
+    ]
     for result in overhead:
         print(describe(preset, result))
     if not args.quick:

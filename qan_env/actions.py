@@ -1,34 +1,54 @@
-"""The action set: how each discrete action changes the learning rate.
+"""The action sets: how each discrete action sets the learning rate of the next step.
 
-The paper's two actions (sec. 4.3): 0 ``decay`` multiplies the lr by ``1 - decay_rate``
-(5%), 1 ``restart`` sets it back to the restart lr. An optional 2 ``keep`` leaves it as is.
-A floor, when set, bounds every result from below.
+- ``paper`` (sec. 4.3): 0 ``decay`` multiplies the lr by ``1 - decay_rate`` (5%), 1
+  ``restart`` sets it back to the restart lr, an optional 2 ``keep`` leaves it; a floor,
+  when set, bounds every result from below.
+- ``scale``: ``lr <- clip(lr * m, lr_min, lr_max)`` for a factor ``m`` of a small set
+  around 1 (bounded multiplicative control, as in Xu et al. 2019).
+- ``anchored``: ``lr = base(t) * m``, a fixed schedule (cosine by default) times the
+  chosen factor; ``m = 1`` at every step is the base schedule itself (as in SOLAR).
+
+Each set names its actions and describes the last action for the training observation:
+the paper set as a one-hot vector, the factor sets as ``log m``.
 """
 
 from __future__ import annotations
 
+import abc
+import math
 import numbers
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from qan_env.config import EnvConfig
+    from qan_env.schedules import LRSchedule
+
 DECAY, RESTART, KEEP = 0, 1, 2
-ACTION_NAMES = ("decay", "restart", "keep")
+ACTION_MODES = ("paper", "scale", "anchored")
 
 
-@dataclass(frozen=True)
-class LearningRateActions:
-    """Maps an action index and the current lr to the next lr (the env builds it from its
-    ``EnvConfig``, which owns these values and their defaults)."""
-
-    decay_rate: float
-    restart_lr: float
-    keep_action: bool
-    lr_floor: float
+class ActionSet(abc.ABC):
+    """Maps an action index, the last step's lr and the step's index to the step's lr."""
 
     @property
-    def names(self) -> tuple[str, ...]:
-        return ACTION_NAMES[: 3 if self.keep_action else 2]
+    @abc.abstractmethod
+    def names(self) -> tuple[str, ...]: ...
+
+    @property
+    @abc.abstractmethod
+    def feature_names(self) -> tuple[str, ...]:
+        """Names of ``features``: the last action, as the training observation shows it."""
+
+    @abc.abstractmethod
+    def next_lr(self, action: int, lr: float, step: int) -> float:
+        """The lr of step ``step`` (0-based) when ``action`` is taken after a step at ``lr``."""
+
+    @abc.abstractmethod
+    def features(self, action: int | None) -> list[float]:
+        """The last action as numbers; None: no action yet (reset) or an lr set directly."""
 
     def __len__(self) -> int:
         return len(self.names)
@@ -45,10 +65,85 @@ class LearningRateActions:
             raise ValueError(f"action {action!r} is not valid: allowed are {allowed}")
         return int(value)
 
-    def apply(self, action: int, lr: float) -> float:
-        """The lr after ``action`` (an index from ``index``) is taken at ``lr``."""
+
+@dataclass(frozen=True)
+class PaperActions(ActionSet):
+    """Decay by ``decay_rate``, restart to ``restart_lr``, and (optionally) keep."""
+
+    decay_rate: float
+    restart_lr: float
+    keep_action: bool
+    lr_floor: float
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return ("decay", "restart", "keep")[: 3 if self.keep_action else 2]
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(f"last_action/{name}" for name in self.names)
+
+    def next_lr(self, action: int, lr: float, step: int) -> float:
         if action == DECAY:
             lr = lr * (1.0 - self.decay_rate)
         elif action == RESTART:
             lr = self.restart_lr
         return max(lr, self.lr_floor)
+
+    def features(self, action: int | None) -> list[float]:
+        return [float(action == index) for index in range(len(self))]
+
+
+class _FactorActions(ActionSet):
+    """Actions that are factors ``m``; the last one is shown as ``log m`` (0: none)."""
+
+    factors: tuple[float, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(f"x{factor:g}" for factor in self.factors)
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return ("log_multiplier",)
+
+    def features(self, action: int | None) -> list[float]:
+        return [0.0 if action is None else math.log(self.factors[action])]
+
+
+@dataclass(frozen=True)
+class ScaleActions(_FactorActions):
+    """``lr <- clip(lr * m, lr_min, lr_max)``."""
+
+    factors: tuple[float, ...]
+    lr_min: float
+    lr_max: float
+
+    def next_lr(self, action: int, lr: float, step: int) -> float:
+        return min(max(lr * self.factors[action], self.lr_min), self.lr_max)
+
+
+@dataclass(frozen=True)
+class AnchoredActions(_FactorActions):
+    """``lr = base(step, total_steps) * m``: the factor holds for this step only."""
+
+    factors: tuple[float, ...]
+    base: LRSchedule
+    total_steps: int
+
+    def next_lr(self, action: int, lr: float, step: int) -> float:
+        return self.base(step, self.total_steps) * self.factors[action]
+
+
+def make_actions(config: EnvConfig) -> ActionSet:
+    """The action set ``config.action_mode`` names, with the config's values."""
+    from qan_env.schedules import SCHEDULES  # its fixed action policies use this module
+
+    if config.action_mode == "scale":
+        return ScaleActions(config.scale_factors, config.lr_min, config.lr_max)
+    if config.action_mode == "anchored":
+        base = SCHEDULES[config.anchor_schedule](config.initial_lr)
+        return AnchoredActions(config.anchor_factors, base, config.steps_per_episode)
+    return PaperActions(
+        config.decay_rate, config.effective_restart_lr, config.keep_action, config.lr_floor
+    )

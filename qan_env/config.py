@@ -12,14 +12,19 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
+from qan_env.actions import ACTION_MODES
+from qan_env.schedules import SCHEDULES
 from qan_env.training.config import TrainingConfig
 from qan_env.training.models import conv_layer_names
-from qan_env.validation import check_flag, check_float, check_int, refuse
+from qan_env.validation import check_choice, check_flag, check_float, check_int, refuse
 
 LAYER_SELECTIONS = ("first_conv", "all_conv")
+OBSERVATIONS = ("paper", "training", "paper+training")
+REWARDS = ("train_log_loss", "heldout_log_loss")
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,15 @@ class EnvConfig(TrainingConfig):
     """The learning rate at reset."""
     iterations_per_step: int = 1
     """SGD iterations per env step: how often the agent decides (paper: every iteration)."""
+    action_mode: str = "paper"
+    """"paper" (decay / restart), "scale" (lr times a factor, bounded) or "anchored" (a
+    fixed schedule times a factor)."""
+    observation: str = "paper"
+    """"paper" (weight statistics and lr), "training" (scale-free training signals) or
+    "paper+training" (both)."""
+    reward: str = "train_log_loss"
+    """"train_log_loss" (paper eq. 9) or "heldout_log_loss" (the same on the held-out
+    set; needs heldout_size > 0)."""
     decay_rate: float = 0.05
     """The decay action's cut: lr <- lr * (1 - decay_rate)."""
     restart_lr: float | None = None
@@ -37,7 +51,18 @@ class EnvConfig(TrainingConfig):
     keep_action: bool = False
     """Add a third action that keeps the lr."""
     lr_floor: float = 0.0
-    """No action takes the lr below this."""
+    """Paper actions: none takes the lr below this."""
+    scale_factors: tuple[float, ...] = (1 / 1.5, 1.0, 1.5)
+    """Scale actions: the factors the lr can be multiplied by."""
+    lr_min: float = 1e-4
+    """Scale actions: the lowest lr."""
+    lr_max: float = 1.0
+    """Scale actions: the highest lr."""
+    anchor_schedule: str = "cosine"
+    """Anchored actions: the base schedule over the episode, from ``initial_lr``, one of
+    ``qan_env.schedules.SCHEDULES``."""
+    anchor_factors: tuple[float, ...] = (0.5, 0.71, 1.0, 1.41, 2.0)
+    """Anchored actions: the factors the base schedule's lr can be multiplied by."""
     reward_scale: float | None = None
     """c in r_k = -c (log L_k - log L_{k-1}); None: 1 / (T - 1), T the episode's iterations."""
     monitored_layers: str | tuple[str, ...] = "first_conv"
@@ -51,6 +76,11 @@ class EnvConfig(TrainingConfig):
         super().__post_init__()
         check_float(self, "initial_lr", 0.0, low_open=True)
         check_int(self, "iterations_per_step", 1)
+        check_choice(self, "action_mode", ACTION_MODES)
+        check_choice(self, "observation", OBSERVATIONS)
+        check_choice(self, "reward", REWARDS)
+        if self.reward == "heldout_log_loss" and self.heldout_size == 0:
+            refuse("reward", self.reward, "only with a held-out set: heldout_size > 0 (say 1024)")
         check_float(self, "decay_rate", 0.0, 1.0, low_open=True)
         if self.decay_rate == 1.0:
             refuse(
@@ -67,6 +97,17 @@ class EnvConfig(TrainingConfig):
                 f"at most the initial and restart learning rates "
                 f"({self.initial_lr}, {self.effective_restart_lr})",
             )
+        for field in ("scale_factors", "anchor_factors"):
+            _check_factors(self, field)
+        check_float(self, "lr_min", 0.0, low_open=True)
+        check_float(self, "lr_max", self.lr_min)
+        if self.action_mode == "scale" and not self.lr_min <= self.initial_lr <= self.lr_max:
+            refuse(
+                "initial_lr",
+                self.initial_lr,
+                f"within [lr_min, lr_max] = [{self.lr_min}, {self.lr_max}] for scale actions",
+            )
+        check_choice(self, "anchor_schedule", tuple(SCHEDULES))
         if self.reward_scale is not None:
             check_float(self, "reward_scale", 0.0, low_open=True)
         _check_monitored_layers(self)
@@ -93,12 +134,37 @@ class EnvConfig(TrainingConfig):
             return names
         return tuple(self.monitored_layers)
 
+    @property
+    def uses_heldout_loss(self) -> bool:
+        """Whether a step measures the held-out loss: for the reward or the observation."""
+        return self.heldout_size > 0 and (
+            self.reward == "heldout_log_loss" or "training" in self.observation
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """Every field, as JSON-ready plain values."""
         values = dataclasses.asdict(self)
-        if isinstance(self.monitored_layers, tuple):
-            values["monitored_layers"] = list(self.monitored_layers)
+        for field, value in values.items():
+            if isinstance(value, tuple):
+                values[field] = list(value)
         return values
+
+
+def _check_factors(config: EnvConfig, field: str) -> None:
+    """A non-empty list of distinct finite factors > 0, kept as a tuple."""
+    factors = getattr(config, field)
+    ok = (
+        isinstance(factors, list | tuple)
+        and len(factors) > 0
+        and all(
+            isinstance(f, int | float) and not isinstance(f, bool) and 0 < f < math.inf
+            for f in factors
+        )
+        and len(set(factors)) == len(factors)
+    )
+    if not ok:
+        refuse(field, factors, "a non-empty list of distinct finite numbers > 0")
+    object.__setattr__(config, field, tuple(float(f) for f in factors))
 
 
 def _check_monitored_layers(config: EnvConfig) -> None:

@@ -10,10 +10,11 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from qan_env.actions import LearningRateActions
+from qan_env.actions import make_actions
 from qan_env.config import EnvConfig, make_config, with_overrides
 from qan_env.features import feature_names, layer_statistics
 from qan_env.rewards import default_reward_scale, divergence_penalty, log_loss_decrease
+from qan_env.signals import SCHEDULE_NAMES, TrainingSignals, schedule_signals
 from qan_env.training.config import resolve_device
 from qan_env.training.run import DeviceData, build_trainer, load_device_data
 from qan_env.training.trainer import Trainer
@@ -131,16 +132,20 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
         elif overrides:
             config = with_overrides(config, overrides)
         self.config = config
-        self.actions = LearningRateActions(
-            decay_rate=config.decay_rate,
-            restart_lr=config.effective_restart_lr,
-            keep_action=config.keep_action,
-            lr_floor=config.lr_floor,
-        )
+        self.actions = make_actions(config)
         self.monitored_layers = config.monitored_conv_layers
-        self.feature_names = [
-            name for layer in self.monitored_layers for name in feature_names(layer)
-        ] + ["lr"]
+        self._observes_weights = config.observation in ("paper", "paper+training")
+        self._signals = None
+        if "training" in config.observation:
+            self._signals = TrainingSignals(heldout=config.uses_heldout_loss)
+        self.feature_names = []
+        if self._observes_weights:
+            self.feature_names += [
+                name for layer in self.monitored_layers for name in feature_names(layer)
+            ] + ["lr"]
+        if self._signals is not None:
+            self.feature_names += [*SCHEDULE_NAMES, *self.actions.feature_names]
+            self.feature_names += self._signals.names
         self.action_space = spaces.Discrete(len(self.actions))
         self.observation_space = spaces.Box(
             -np.inf, np.inf, shape=(len(self.feature_names),), dtype=np.float32
@@ -185,17 +190,22 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
         modules = dict(self._trainer.model.named_modules())
         self._monitored = [modules[name].weight for name in self.monitored_layers]
         self._lr = self.config.initial_lr
-        observation, loss = self._observe(self._trainer.initial_loss())
-        if not (math.isfinite(loss) and np.isfinite(observation).all()):
+        self._steps = 0
+        # The gradient norm is a training signal: measure one at reset, with no update.
+        loss = self._trainer.initial_loss(backward=self._signals is not None)
+        observation, loss, heldout = self._observe(loss.view(1), action=None, starting=True)
+        rewarded = self._rewarded_loss(loss, heldout)
+        if not (math.isfinite(rewarded) and np.isfinite(observation).all()):
             raise RuntimeError(f"the freshly initialised network gives a non-finite loss {loss}")
-        self._previous_loss = loss
+        self._previous_loss = rewarded
         self._last_observation = observation
         self._episode_over = False
-        return observation, self._info(loss, diverged=False)
+        return observation, self._info(loss, heldout, diverged=False)
 
     def step(self, action: np.int64 | int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         self._check_running()
-        return self.step_lr(self.actions.apply(self.actions.index(action), self._lr))
+        index = self.actions.index(action)
+        return self._advance(self.actions.next_lr(index, self._lr, self._steps), index)
 
     def step_lr(self, lr: float) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """A step at ``lr`` instead of an action's lr: how fixed schedules (baselines) run on
@@ -203,7 +213,13 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
         self._check_running()
         if not (isinstance(lr, int | float) and math.isfinite(lr) and lr >= 0):
             raise ValueError(f"lr={lr!r} is not allowed: a finite number >= 0")
-        self._lr = float(lr)
+        return self._advance(float(lr), action=None)
+
+    def _advance(
+        self, lr: float, action: int | None
+    ) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Train one step's iterations at ``lr``, then observe and reward."""
+        self._lr = lr
         trainer = self._trainer
         per_epoch = self.config.iterations_per_epoch
         remaining = min(self.config.iterations_per_step, self.total_iterations - trainer.iteration)
@@ -216,9 +232,15 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
                 trainer.iteration // per_epoch
             ):
                 evaluation = trainer.evaluate()
-        observation, loss = self._observe(torch.cat(losses).mean())
+        self._steps += 1
+        observation, loss, heldout = self._observe(torch.cat(losses), action, starting=False)
+        rewarded = self._rewarded_loss(loss, heldout)
         diverged = not (
-            math.isfinite(loss) and loss <= self.config.max_loss and np.isfinite(observation).all()
+            math.isfinite(loss)
+            and loss <= self.config.max_loss
+            and math.isfinite(rewarded)
+            and rewarded <= self.config.max_loss
+            and np.isfinite(observation).all()
         )
         if diverged:
             reward = divergence_penalty(
@@ -226,12 +248,12 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
             )
             observation = self._last_observation
         else:
-            reward = log_loss_decrease(self._previous_loss, loss, self.reward_scale)
-            self._previous_loss = loss
+            reward = log_loss_decrease(self._previous_loss, rewarded, self.reward_scale)
+            self._previous_loss = rewarded
             self._last_observation = observation
         terminated = diverged or trainer.iteration == self.total_iterations
         self._episode_over = terminated
-        info = self._info(loss, diverged)
+        info = self._info(loss, heldout, diverged)
         if evaluation is not None:
             info["test_loss"], info["test_accuracy"] = evaluation
         return observation, reward, terminated, False, info
@@ -244,22 +266,56 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
         every = self.config.eval_every_epochs
         return every > 0 and (epoch % every == 0 or epoch == self.config.epochs)
 
-    def _observe(self, loss: torch.Tensor) -> tuple[np.ndarray, float]:
-        """The observation and the loss, brought to the host in one copy."""
-        packed = torch.cat([layer_statistics(self._monitored), loss.view(1)])
-        packed = packed.cpu().numpy()
-        observation = np.append(packed[:-1], np.float32(self._lr)).astype(np.float32)
-        return observation, float(packed[-1])
+    def _rewarded_loss(self, loss: float, heldout: float | None) -> float:
+        return heldout if self.config.reward == "heldout_log_loss" else loss
 
-    def _info(self, loss: float, diverged: bool) -> dict[str, Any]:
+    def _observe(
+        self, losses: torch.Tensor, action: int | None, starting: bool
+    ) -> tuple[np.ndarray, float, float | None]:
+        """The observation, the step's mean training loss and its held-out loss (None
+        without one), measured on the device and brought to the host in one copy.
+
+        ``losses`` are the step's per-iteration losses (at reset: ``L_0`` alone).
+        """
+        trainer = self._trainer
+        heldout = trainer.heldout_loss() if self.config.uses_heldout_loss else None
+        parts = [losses.mean().view(1)] + ([] if heldout is None else [heldout.view(1)])
+        if self._observes_weights:
+            parts.append(layer_statistics(self._monitored))
+        if self._signals is not None:
+            update = self._signals.reset if starting else self._signals.update
+            parts.append(update(losses, trainer.gradient_norm(), heldout))
+        packed = torch.cat([part.float() for part in parts]).cpu().numpy()
+        loss, packed = float(packed[0]), packed[1:]
+        heldout_loss = None
+        if heldout is not None:
+            heldout_loss, packed = float(packed[0]), packed[1:]
+        observation = []
+        if self._observes_weights:
+            statistics = len(packed) - (0 if self._signals is None else len(self._signals.names))
+            observation += [packed[:statistics], [self._lr]]
+            packed = packed[statistics:]
+        if self._signals is not None:
+            iteration, initial_lr = trainer.iteration, self.config.initial_lr
+            observation += [
+                schedule_signals(iteration, self.total_iterations, self._lr, initial_lr),
+                self.actions.features(action),
+                packed,
+            ]
+        return np.concatenate(observation, dtype=np.float32), loss, heldout_loss
+
+    def _info(self, loss: float, heldout: float | None, diverged: bool) -> dict[str, Any]:
         iteration = self._trainer.iteration
-        return {
+        info = {
             "lr": self._lr,
             "train_loss": loss,
             "epoch": iteration // self.config.iterations_per_epoch,
             "iteration": iteration,
             "diverged": diverged,
         }
+        if heldout is not None:
+            info["heldout_loss"] = heldout
+        return info
 
     def close(self) -> None:
         """Free the network and the device copy of the data."""

@@ -126,6 +126,15 @@ class ActionSchedule:
         return DECAY
 
 
+#: The lr schedules by name (for the anchored action mode), each made from ``initial_lr``.
+SCHEDULES: dict[str, type[LRSchedule]] = {
+    "constant": Constant,
+    "wrn_step": StepDecay,
+    "cosine": Cosine,
+    "sgdr": WarmRestarts,
+}
+
+
 def restart_period(decay_rate: float, remaining: float = 0.01) -> int:
     """Decay steps that take the lr down to ``remaining`` of its restart value (90 at 5%)."""
     return math.ceil(math.log(remaining) / math.log(1.0 - decay_rate))

@@ -36,6 +36,9 @@ class TrainingConfig:
     """Test images of the synthetic set."""
     synthetic_seed: int = 0
     """The seed the synthetic set is generated from (its classes and its images)."""
+    heldout_size: int = 0
+    """Training images held out of training, drawn per run from its seed, to measure a
+    held-out loss on; 0: none (the whole training split trains)."""
     depth: int = 40
     """Wide ResNet depth, 6n+4."""
     widen_factor: int = 4
@@ -71,8 +74,17 @@ class TrainingConfig:
         for field in ("batch_size", "epochs"):
             check_int(self, field, 1)
         check_int(self, "synthetic_seed", 0)
+        check_int(self, "heldout_size", 0)
+        if self.heldout_size >= self.dataset_train_size:
+            refuse(
+                "heldout_size",
+                self.heldout_size,
+                f"fewer than the training split's {self.dataset_train_size} images",
+            )
         if self.batch_size > self.train_size:
             source = "synthetic_train_size" if self.dataset == "synthetic" else "the training set"
+            if self.heldout_size:
+                source += " less heldout_size"
             refuse("batch_size", self.batch_size, f"at most {source} ({self.train_size})")
         if isinstance(self.depth, bool) or not isinstance(self.depth, int):
             refuse("depth", self.depth, "an integer 6n+4 with n >= 1 (10, 16, 22, 28, 34, 40, ...)")
@@ -86,11 +98,17 @@ class TrainingConfig:
             refuse("device", self.device, "'auto', 'cpu', 'cuda' or 'cuda:N'")
 
     @property
-    def train_size(self) -> int:
-        """Training images: the synthetic set's size, or the named data set's."""
+    def dataset_train_size(self) -> int:
+        """Images of the data set's training split: the synthetic set's size, or the named
+        data set's."""
         if self.dataset == "synthetic":
             return self.synthetic_train_size
         return data.TRAIN_SIZES[self.dataset]
+
+    @property
+    def train_size(self) -> int:
+        """Images that train: the training split less the held-out ones."""
+        return self.dataset_train_size - self.heldout_size
 
     @property
     def iterations_per_epoch(self) -> int:

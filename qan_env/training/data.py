@@ -46,6 +46,11 @@ class ImageSet:
     def to(self, device: torch.device | str) -> ImageSet:
         return ImageSet(self.images.to(device), self.labels.to(device))
 
+    def subset(self, indices: torch.Tensor) -> ImageSet:
+        """The images at ``indices`` (a copy, on this set's device)."""
+        indices = indices.to(self.labels.device)
+        return ImageSet(self.images[indices], self.labels[indices])
+
 
 def load_cifar10(data_dir: str | os.PathLike, download: bool = False) -> tuple[ImageSet, ImageSet]:
     """CIFAR-10's train and test splits from ``data_dir`` (torchvision's layout and checksums).

@@ -48,10 +48,11 @@ def load_device_data(config: TrainingConfig) -> DeviceData:
     """
     device = resolve_device(config.device)
     train, test = load_dataset(config)
-    if len(train) != config.train_size:
+    if len(train) != config.dataset_train_size:
         raise DatasetError(
-            f"{config.dataset} has {len(train)} training images where {config.train_size} "
-            f"were expected: the files in {config.data_dir} are not the whole data set"
+            f"{config.dataset} has {len(train)} training images where "
+            f"{config.dataset_train_size} were expected: the files in {config.data_dir} are "
+            f"not the whole data set"
         )
     train, test = train.to(device), test.to(device)
     return DeviceData(train, test, Normalizer(*channel_statistics(train.images)))
@@ -60,11 +61,18 @@ def load_device_data(config: TrainingConfig) -> DeviceData:
 def build_trainer(config: TrainingConfig, data: DeviceData, rng: np.random.Generator) -> Trainer:
     """A fresh run of ``config`` on ``data``: new weights, data order and augmentation.
 
-    Three seeds are drawn from ``rng``. The initial weights and the data order come from
-    CPU generators, so a seed gives the same network and order on every device;
-    augmentation and dropout draw from a generator on the device.
+    Three seeds are drawn from ``rng``, and a fourth for the held-out split when there is
+    one. The initial weights, the data order and the split come from CPU generators, so a
+    seed gives the same network, order and split on every device; augmentation and
+    dropout draw from a generator on the device.
     """
     init_seed, shuffle_seed, augment_seed = (int(s) for s in rng.integers(0, 2**63 - 1, size=3))
+    train, heldout = data.train, None
+    if config.heldout_size:
+        split_generator = torch.Generator().manual_seed(int(rng.integers(0, 2**63 - 1)))
+        order = torch.randperm(len(data.train), generator=split_generator)
+        heldout = data.train.subset(order[: config.heldout_size])
+        train = data.train.subset(order[config.heldout_size :])
     init_generator = torch.Generator().manual_seed(init_seed)
     shuffle_generator = torch.Generator().manual_seed(shuffle_seed)
     augment_generator = torch.Generator(device=data.device).manual_seed(augment_seed)
@@ -72,6 +80,6 @@ def build_trainer(config: TrainingConfig, data: DeviceData, rng: np.random.Gener
         config.depth, config.widen_factor, config.dropout, init_generator, augment_generator
     ).to(data.device)
     loader = DeviceLoader(
-        data.train, config.batch_size, data.normalizer, shuffle_generator, augment_generator
+        train, config.batch_size, data.normalizer, shuffle_generator, augment_generator
     )
-    return Trainer(config, model, loader, data.test)
+    return Trainer(config, model, loader, data.test, heldout)

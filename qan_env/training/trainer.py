@@ -25,7 +25,12 @@ class Trainer:
     """
 
     def __init__(
-        self, config: TrainingConfig, model: nn.Module, loader: DeviceLoader, test_set: ImageSet
+        self,
+        config: TrainingConfig,
+        model: nn.Module,
+        loader: DeviceLoader,
+        test_set: ImageSet,
+        heldout_set: ImageSet | None = None,
     ) -> None:
         self.memory_format = (
             torch.channels_last if config.channels_last else torch.contiguous_format
@@ -35,6 +40,7 @@ class Trainer:
         self.bf16 = config.precision == "bf16"
         self.loader = loader
         self.test_set = test_set
+        self.heldout_set = heldout_set
         self.optimizer = torch.optim.SGD(
             model.parameters(),
             lr=0.0,
@@ -63,23 +69,35 @@ class Trainer:
             return batch
         return self.loader.next_batch()
 
-    def initial_loss(self) -> torch.Tensor:
-        """Loss at the current weights on the next training batch, changing nothing.
+    def initial_loss(self, backward: bool = False) -> torch.Tensor:
+        """Loss at the current weights on the next training batch, changing no weight.
 
         A forward pass in training mode (as the training losses are measured) with the
         batch-norm running statistics restored afterwards; the batch is the one the next
-        ``train`` call starts with.
+        ``train`` call starts with. With ``backward``, its gradient is left in the
+        parameters' ``.grad`` for ``gradient_norm`` (the next ``train`` clears it).
         """
         if self._pending is None:
             self._pending = self.loader.next_batch()
         images, labels = self._pending
         buffers = {name: value.clone() for name, value in self.model.named_buffers()}
         self.model.train()
-        with torch.no_grad():
+        with torch.set_grad_enabled(backward):
             loss, _ = self._loss(images, labels)
+        if backward:
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
         for name, value in self.model.named_buffers():
             value.copy_(buffers[name])
-        return loss
+        return loss.detach()
+
+    def gradient_norm(self) -> torch.Tensor:
+        """The L2 norm of the last backward pass's gradient (of the loss alone, without weight
+        decay), over every parameter, on the device; 0 before any."""
+        gradients = [p.grad for p in self.model.parameters() if p.grad is not None]
+        if not gradients:
+            return torch.zeros((), device=self.device)
+        return torch.nn.utils.get_total_norm(gradients)
 
     def train(self, iterations: int, lr: float) -> torch.Tensor:
         """Run ``iterations`` SGD steps at ``lr``; their losses, on the device, float32."""
@@ -97,19 +115,29 @@ class Trainer:
         self.iteration += iterations
         return losses
 
-    def evaluate(self) -> tuple[float, float]:
-        """Mean cross-entropy and accuracy on the whole test set (no augmentation)."""
+    def _evaluate_on(self, images_set: ImageSet) -> torch.Tensor:
+        """Summed cross-entropy and number of correct answers on ``images_set`` in eval
+        mode, no augmentation: a tensor of two on the device."""
         self.model.eval()
         normalizer: Normalizer = self.loader.normalizer
         total_loss = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.int64)
         with torch.no_grad():
-            for start in range(0, len(self.test_set), EVAL_BATCH_SIZE):
-                images = normalizer(self.test_set.images[start : start + EVAL_BATCH_SIZE])
-                labels = self.test_set.labels[start : start + EVAL_BATCH_SIZE]
+            for start in range(0, len(images_set), EVAL_BATCH_SIZE):
+                images = normalizer(images_set.images[start : start + EVAL_BATCH_SIZE])
+                labels = images_set.labels[start : start + EVAL_BATCH_SIZE]
                 loss, logits = self._loss(images, labels, reduction="sum")
                 total_loss += loss
                 correct += (logits.argmax(dim=1) == labels).sum()
-        totals = torch.stack([total_loss, correct.float()]).cpu()
-        count = len(self.test_set)
-        return totals[0].item() / count, totals[1].item() / count
+        return torch.stack([total_loss, correct.float()])
+
+    def evaluate(self) -> tuple[float, float]:
+        """Mean cross-entropy and accuracy on the whole test set (no augmentation)."""
+        total_loss, correct = self._evaluate_on(self.test_set).tolist()
+        return total_loss / len(self.test_set), correct / len(self.test_set)
+
+    def heldout_loss(self) -> torch.Tensor:
+        """Mean cross-entropy on the held-out part of the training split, on the device."""
+        if self.heldout_set is None:
+            raise RuntimeError("this run has no held-out set: build it with heldout_size > 0")
+        return self._evaluate_on(self.heldout_set)[0] / len(self.heldout_set)

@@ -1,0 +1,115 @@
+"""Training signals: a scale-free account of how the run is going, for the observation.
+
+Every signal is a log, a difference of logs, a ratio or a fraction, so that it means the
+same on another network, data set or budget:
+
+- ``progress``: iterations done / the run's iterations; ``log_lr_ratio``: log(lr / lr0) of
+  the last step (floored at log 1e-6, for an lr of 0);
+- the last action (the action set's own features: one-hot, or log of the factor);
+- ``log_loss_ema_short`` / ``_long``: log of exponential moving averages of the
+  per-iteration training loss, time constants 10 and 100 iterations; ``loss_ema_gap``:
+  their difference (below 0 while the loss falls);
+- ``loss_window_cv``: std / mean of the last 20 iterations' losses (the noise);
+- ``log_grad_norm``: log of the gradient norm of the step's last iteration, and
+  ``grad_norm_change``, its change since the last step;
+- with a held-out set: ``log_heldout_loss`` and ``heldout_loss_change``.
+
+The loss, gradient and held-out parts are computed on the device from the step's losses;
+the env brings them to the host in the step's one copy.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+EMA_SHORT_ITERATIONS = 10
+EMA_LONG_ITERATIONS = 100
+LOSS_WINDOW = 20
+MIN_LR_RATIO = 1e-6
+_TINY = 1e-12  # a loss or gradient norm of exactly 0 is logged as log(1e-12), not -inf
+
+SCHEDULE_NAMES = ("progress", "log_lr_ratio")
+
+
+def schedule_signals(iteration: int, total_iterations: int, lr: float, initial_lr: float) -> list:
+    """``progress`` and ``log_lr_ratio``, from numbers the host already has."""
+    return [iteration / total_iterations, math.log(max(lr / initial_lr, MIN_LR_RATIO))]
+
+
+class TrainingSignals:
+    """The device-side signals of one run; ``reset`` at the start, ``update`` every step."""
+
+    def __init__(self, heldout: bool) -> None:
+        self.heldout = heldout
+        self._weights: dict[tuple[int, float], torch.Tensor] = {}
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        names = (
+            "log_loss_ema_short",
+            "log_loss_ema_long",
+            "loss_ema_gap",
+            "loss_window_cv",
+            "log_grad_norm",
+            "grad_norm_change",
+        )
+        return names + (("log_heldout_loss", "heldout_loss_change") if self.heldout else ())
+
+    def reset(
+        self, loss: torch.Tensor, grad_norm: torch.Tensor, heldout: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Start from the loss (and gradient norm, held-out loss) measured at reset."""
+        self.ema_short = self.ema_long = loss.reshape(())
+        self.window = loss.reshape(1)
+        self.log_grad_norm = _log(grad_norm)
+        self.log_heldout = None if heldout is None else _log(heldout)
+        zero = torch.zeros((), device=loss.device)
+        return self._signals(zero, zero)
+
+    def update(
+        self, losses: torch.Tensor, grad_norm: torch.Tensor, heldout: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Take in a step's per-iteration losses, its last gradient norm and held-out loss."""
+        self.ema_short = self._average(self.ema_short, losses, EMA_SHORT_ITERATIONS)
+        self.ema_long = self._average(self.ema_long, losses, EMA_LONG_ITERATIONS)
+        self.window = torch.cat([self.window, losses])[-LOSS_WINDOW:]
+        log_grad_norm = _log(grad_norm)
+        grad_change, self.log_grad_norm = log_grad_norm - self.log_grad_norm, log_grad_norm
+        heldout_change = torch.zeros((), device=losses.device)
+        if self.heldout:
+            log_heldout = _log(heldout)
+            heldout_change, self.log_heldout = log_heldout - self.log_heldout, log_heldout
+        return self._signals(grad_change, heldout_change)
+
+    def _average(self, average: torch.Tensor, losses: torch.Tensor, time_constant: int):
+        """The moving average after each of ``losses`` in turn, in one weighted sum."""
+        count = len(losses)
+        key = (count, time_constant)
+        if key not in self._weights:  # (1 - a)^(n-1-i) a for loss i, and (1 - a)^n
+            keep = math.exp(-1.0 / time_constant)
+            powers = keep ** torch.arange(count, -1, -1, dtype=torch.float64)
+            powers[1:] *= 1 - keep
+            self._weights[key] = powers.float().to(losses.device)
+        weights = self._weights[key]
+        return average * weights[0] + (weights[1:] * losses).sum()
+
+    def _signals(self, grad_change: torch.Tensor, heldout_change: torch.Tensor) -> torch.Tensor:
+        std, mean = torch.std_mean(self.window, correction=0)
+        log_short, log_long = _log(self.ema_short), _log(self.ema_long)
+        values = [
+            log_short,
+            log_long,
+            log_short - log_long,
+            std / mean.clamp_min(_TINY),
+            self.log_grad_norm,
+            grad_change,
+        ]
+        if self.heldout:
+            values += [self.log_heldout, heldout_change]
+        return torch.stack(values)
+
+
+def _log(value: torch.Tensor) -> torch.Tensor:
+    return torch.log(value.float().clamp_min(_TINY)).reshape(())
