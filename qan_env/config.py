@@ -220,6 +220,18 @@ PRESETS: dict[str, EnvConfig] = {
 }
 
 
+#: MDP options a learner can learn from, on top of any preset (README, "Choosing the MDP"):
+#: a cosine schedule times a factor chosen every 20 iterations, from scale-free training
+#: signals, rewarded by the decrease of the log held-out loss.
+LEARNING_MDP: dict[str, Any] = {
+    "action_mode": "anchored",
+    "observation": "training",
+    "reward": "heldout_log_loss",
+    "heldout_size": 1024,
+    "iterations_per_step": 20,
+}
+
+
 def with_overrides(config: EnvConfig, overrides: dict[str, Any]) -> EnvConfig:
     """``config`` with the fields named in ``overrides`` replaced, and checked again."""
     fields = {field.name for field in dataclasses.fields(EnvConfig)}

@@ -32,6 +32,7 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
 
     ## Action Space
 
+    ``Discrete(n)``; ``action_names`` names each action. ``action_mode="paper"`` (default):
     ``Discrete(2)``, or ``Discrete(3)`` with ``keep_action=True``:
 
     | Num | Action  | New learning rate                              |
@@ -40,12 +41,20 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
     | 1   | restart | ``restart_lr`` (default: ``initial_lr``)       |
     | 2   | keep    | ``lr`` (only with ``keep_action=True``)        |
 
+    ``"scale"``: action ``i`` sets ``lr <- clip(lr * scale_factors[i], lr_min, lr_max)``.
+    ``"anchored"``: action ``i`` sets the step's lr to ``base(k) * anchor_factors[i]``,
+    ``base`` the ``anchor_schedule`` (default cosine from ``initial_lr``) at step ``k`` of
+    ``steps_per_episode``. See ``qan_env.actions``.
+
     ## Observation Space
 
-    ``Box(-inf, inf, (192 * L + 1,), float32)`` for ``L`` monitored conv layers (default:
-    the first conv only, 193 numbers): for each layer the 192 weight statistics of paper
-    eq. 5-8 (``qan_env.features``), then the learning rate used in the last step (at
-    reset: ``initial_lr``). ``feature_names`` names every entry.
+    ``Box(-inf, inf, (n,), float32)``; ``feature_names`` names every entry.
+    ``observation="paper"`` (default): for each of the ``L`` monitored conv layers
+    (default: the first conv only, 193 numbers) the 192 weight statistics of paper eq. 5-8
+    (``qan_env.features``), then the learning rate used in the last step (at reset:
+    ``initial_lr``). ``"training"``: scale-free training signals (``qan_env.signals``):
+    progress, log lr ratio, the last action, loss moving averages and noise, gradient
+    norm, and the held-out loss when there is a held-out set. ``"paper+training"``: both.
 
     ## Rewards
 
@@ -54,8 +63,11 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
     training loop records it) and ``L_0`` is measured at reset on the first batch with no
     update. An episode's undiscounted return is ``-reward_scale * (log L_K - log L_0)``;
     the default ``reward_scale`` is ``1 / (T - 1)``, ``T`` the episode's iterations, so it is
-    the paper's eq. 9. A diverged step (loss or weights not finite, or loss above
-    ``max_loss``) is rewarded ``-reward_scale * (log max_loss - log L_{k-1})``.
+    the paper's eq. 9. With ``reward="heldout_log_loss"``, ``L_k`` is instead the loss on
+    the ``heldout_size`` held-out training images after step ``k`` (eval mode, no
+    augmentation), and the return telescopes the same way. A diverged step (loss or
+    weights not finite, or loss above ``max_loss``) is rewarded
+    ``-reward_scale * (log max_loss - log L_{k-1})``.
 
     ## Starting State
 
@@ -73,9 +85,10 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
 
     ## Info
 
-    Plain Python values: ``lr``, ``train_loss`` (``L_k``; ``L_0`` at reset), ``epoch``
-    (completed epochs), ``iteration`` (completed iterations), ``diverged``; and
-    ``test_loss``, ``test_accuracy`` after the steps that end an evaluated epoch (every
+    Plain Python values: ``lr``, ``train_loss`` (the step's mean training loss; ``L_0`` at
+    reset), ``epoch`` (completed epochs), ``iteration`` (completed iterations),
+    ``diverged``; ``heldout_loss`` when it is measured; and ``test_loss``,
+    ``test_accuracy`` after the steps that end an evaluated epoch (every
     ``eval_every_epochs``-th and the last).
 
     ## Arguments
@@ -112,8 +125,9 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
 
     ## Version History
 
-    - v0: the paper's MDP (qan_env 0.1). qan_env 0.2 changed no MDP: it made the episode
-      length known at construction and added ``config=`` with overrides on top.
+    - v0: the paper's MDP (qan_env 0.1). qan_env 0.2 keeps it as the default and adds the
+      options ``action_mode``, ``observation``, ``reward`` and ``heldout_size``; the episode
+      length is known at construction, and ``config=`` takes overrides on top.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": []}

@@ -13,7 +13,10 @@ from torch.nn import functional as F
 from qan_env.training.config import TrainingConfig
 from qan_env.training.data import DeviceLoader, ImageSet, Normalizer
 
-EVAL_BATCH_SIZE = 1000
+#: Images per forward pass when evaluating, by device type. On a 2-core CPU, 1,024 images
+#: of the quick network took 0.54 s in one batch and 0.11 to 0.18 s in batches of 128 (the
+#: activations stay in cache); a GPU wants large batches.
+EVAL_BATCH_SIZES = {"cpu": 128, "cuda": 1000}
 
 
 class Trainer:
@@ -122,10 +125,11 @@ class Trainer:
         normalizer: Normalizer = self.loader.normalizer
         total_loss = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.int64)
+        batch = EVAL_BATCH_SIZES[self.device.type]
         with torch.no_grad():
-            for start in range(0, len(images_set), EVAL_BATCH_SIZE):
-                images = normalizer(images_set.images[start : start + EVAL_BATCH_SIZE])
-                labels = images_set.labels[start : start + EVAL_BATCH_SIZE]
+            for start in range(0, len(images_set), batch):
+                images = normalizer(images_set.images[start : start + batch])
+                labels = images_set.labels[start : start + batch]
                 loss, logits = self._loss(images, labels, reduction="sum")
                 total_loss += loss
                 correct += (logits.argmax(dim=1) == labels).sum()
