@@ -41,7 +41,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecNorm
 from tqdm import tqdm
 
 import qan_env
-from qan_env.config import EnvConfig, make_config, parse_overrides, with_overrides
+from qan_env.config import EnvConfig, learning_mdp, make_config, parse_overrides, with_overrides
 from qan_env.evaluation import HELD_OUT_SEEDS, SB3Policy, evaluate
 from qan_env.run_folder import read_run_config, write_run_config
 from qan_env.training.config import resolve_device
@@ -55,8 +55,10 @@ class Args:
 
     preset: Literal["paper", "quick", "tiny"] | None = None
     """env preset; None: paper with CUDA, else quick"""
+    mdp: Literal["learning", "paper"] = "learning"
+    """the env's MDP options: "learning" (qan_env.learning_mdp) or "paper" (the paper's)"""
     env: Annotated[list[str], tyro.conf.UseAppendAction] = field(default_factory=list)
-    """override an env setting, FIELD=VALUE, such as --env epochs=5"""
+    """override an env setting, FIELD=VALUE, such as --env epochs=5 (after --mdp's)"""
     episodes: int = 10
     """training runs (paper: 10)"""
     seed: int = 0
@@ -76,10 +78,16 @@ class Args:
     """observations in a state (the state history)"""
     gamma: float = 0.99
     """discount factor"""
+    normalize_reward: bool = True
+    """scale rewards by the running std of the discounted return (VecNormalize)"""
+    hidden: tuple[int, ...] = (256, 256)
+    """hidden layer sizes of the Q-network"""
     learning_rate: float = 5e-4
     """Adam learning rate of the Q-network"""
     batch_size: int = 64
     """transitions per gradient step"""
+    gradient_steps: int = 1
+    """gradient steps per env step"""
     exploration_fraction: float = 0.5
     """share of training over which epsilon falls from 1 to --final-epsilon"""
     final_epsilon: float = 0.05
@@ -115,10 +123,11 @@ def dqn_kwargs(args: Args, steps_per_episode: int) -> dict[str, Any]:
         "batch_size": args.batch_size,
         "gamma": args.gamma,
         "train_freq": 1,
+        "gradient_steps": args.gradient_steps,
         "target_update_interval": min(5000, max(50, total_steps // 50)),
         "exploration_fraction": args.exploration_fraction,
         "exploration_final_eps": args.final_epsilon,
-        "policy_kwargs": {"net_arch": [256, 256]},
+        "policy_kwargs": {"net_arch": list(args.hidden)},
         "seed": args.seed,
         "device": "cpu",  # a small MLP; the GPU belongs to the network being trained
     }
@@ -272,9 +281,10 @@ def truncate_csv(path: Path, steps: int) -> None:
 
 
 def env_config(args: Args) -> EnvConfig:
-    """The env of ``--preset`` and ``--env``, checked before anything is written."""
+    """The env of ``--preset``, ``--mdp`` and ``--env``, checked before anything is written."""
     try:
-        return make_config(args.preset, **parse_overrides(args.env))
+        options = learning_mdp(make_config(args.preset)) if args.mdp == "learning" else {}
+        return make_config(args.preset, **{**options, **parse_overrides(args.env)})
     except ValueError as error:
         raise SystemExit(f"--env: {error}") from error
 
@@ -294,13 +304,13 @@ def run_evaluation(args: Args) -> None:
     if args.env:
         print(f"with --env overrides on top of the saved config: {', '.join(args.env)}")
     try:
-        today = make_config(preset, **parse_overrides(run.agent["env"]))
+        today = env_config(Args(**{**run.agent, "output": None, "evaluate": None}))
         changed = [
             f.name
             for f in dataclasses.fields(today)
             if getattr(today, f.name) != getattr(run.env, f.name)
         ]
-    except ValueError:
+    except (ValueError, TypeError, SystemExit):
         changed = ["(it can no longer be made)"]
     if changed:
         print(
@@ -374,7 +384,7 @@ def train(args: Args) -> None:
             print(f"no checkpoint in {checkpoint}: starting afresh")
         episodes, done_steps = [], 0
         (args.output / "steps.csv").unlink(missing_ok=True)
-        venv = VecNormalize(stacked, norm_reward=True, gamma=args.gamma)
+        venv = VecNormalize(stacked, norm_reward=args.normalize_reward, gamma=args.gamma)
         model = DQN(
             "MlpPolicy",
             venv,

@@ -1,4 +1,4 @@
-"""What a whole episode costs: the paper's MDP against ``qan_env.LEARNING_MDP``, side by side.
+"""What a whole episode costs: the paper's MDP against ``qan_env.learning_mdp``, side by side.
 
 Episodes of the two MDPs on the same preset alternate, each with a fixed policy (the
 paper's: always decay; the learning MDP's: the base schedule, factor 1), for the same
@@ -38,10 +38,9 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=3, help="of each MDP")
     parser.add_argument("--quick", action="store_true", help="the tiny preset, one episode")
     args = parser.parse_args()
-    learning = dict(qan_env.LEARNING_MDP)
     if args.quick:
         args.preset, args.episodes = "tiny", 1
-        learning.update(heldout_size=64, iterations_per_step=4)
+    learning = qan_env.learning_mdp(qan_env.make_config(args.preset))
     envs = {
         "paper MDP": gym.make("qan_env/LRSchedule-v0", preset=args.preset, device="cpu"),
         "learning MDP": gym.make(

@@ -1,17 +1,27 @@
 """Compare a trained scheduling policy, greedy, with a random policy and fixed schedules.
 
     python agents/sb3_dqn.py --preset quick
-    python examples/compare_schedules.py --run runs/sb3_dqn/quick-seed0 --output docs/results
+    python examples/compare_schedules.py --run runs/sb3_dqn/quick-seed0
 
 Every policy runs on the same seeds (by default the held-out seeds, which no training
 episode uses), so for a given seed they all start from the same network and see the same
-data order, on the env the run trained on (its ``config.json``). The trained policy acts
-greedily (epsilon 0); the random policy draws uniformly from the same actions. Writes to
-``--output``: ``table.md`` (test accuracy at 40% of the budget, the paper's "after 20 of
-50 epochs", and at the end, mean and std over seeds), ``results.json`` (every episode),
-and the figures
-``test_accuracy.png`` (paper Fig. 1), ``lr_schedule.png`` (Fig. 2), ``lr_zoom.png``
-(Fig. 3) and ``actions.png`` (how often each action was taken).
+data order, on the env the run trained on (its ``config.json``):
+
+- the trained policy, greedy (epsilon 0), and a random policy over the same actions;
+- constant, the WRN step schedule, cosine, SGDR and always decay (and, with the paper's
+  actions, restart every k steps);
+- cosine (tuned): cosine with its peak lr chosen from ``--peaks`` by the mean final test
+  accuracy on ``--tune-seeds`` (never the evaluation seeds);
+- open-loop replay: the trained policy's mean lr at each step over the evaluation seeds,
+  replayed as a fixed schedule. If it does as well as the policy, the policy's gain is its
+  lr curve, not its use of what it observes.
+
+Writes to ``--output`` (default ``RUN/comparison``): ``results.json`` (every episode:
+policy, seed, test accuracy per evaluated epoch, lrs, actions, diverged; and the tuning),
+``table.md`` (final test accuracy, mean and 95% confidence interval over seeds, and the
+paired difference to cosine and to the tuned cosine, each with its interval) and the
+figures ``final_accuracy.png``, ``test_accuracy.png``, ``lr_schedule.png`` and
+``actions.png``.
 """
 
 from __future__ import annotations
@@ -27,89 +37,138 @@ import numpy as np
 
 from qan_env import LRScheduleEnv
 from qan_env.config import with_overrides
-from qan_env.evaluation import HELD_OUT_SEEDS, EpisodeRecord, RandomPolicy, SB3Policy, evaluate
+from qan_env.evaluation import (
+    HELD_OUT_SEEDS,
+    TUNING_SEEDS,
+    EpisodeRecord,
+    RandomPolicy,
+    SB3Policy,
+    best_of,
+    evaluate,
+    mean_ci,
+)
 from qan_env.run_folder import read_run_config
-from qan_env.schedules import baselines
+from qan_env.schedules import Cosine, Replayed, baselines
 
 POLICY = "DQN (greedy)"
+TUNED = "cosine (tuned)"
+REPLAY = "DQN mean lr, open loop"
+PEAKS = (0.05, 0.1, 0.2, 0.4, 0.8)
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--run",
-        type=Path,
-        default=Path("runs/sb3_dqn/quick-seed0"),
-        help="an output directory of agents/sb3_dqn.py",
-    )
+    parser.add_argument("--run", type=Path, required=True, help="a run folder of an agent")
     parser.add_argument("--seeds", type=int, nargs="+", default=list(HELD_OUT_SEEDS))
-    parser.add_argument("--output", type=Path, default=Path("docs/results"))
-    parser.add_argument("--small", action="store_true", help="one seed, one epoch: a smoke run")
-    return parser.parse_args()
+    parser.add_argument("--output", type=Path, default=None, help="default: RUN/comparison")
+    parser.add_argument("--tune-seeds", type=int, nargs="+", default=list(TUNING_SEEDS))
+    parser.add_argument("--peaks", type=float, nargs="+", default=list(PEAKS))
+    parser.add_argument(
+        "--small", action="store_true", help="one epoch, one seed, two peaks: a smoke run"
+    )
+    args = parser.parse_args()
+    if overlap := set(args.seeds) & set(args.tune_seeds):
+        parser.error(f"--tune-seeds must not be evaluation seeds: {sorted(overlap)}")
+    if args.small:
+        args.seeds, args.tune_seeds, args.peaks = args.seeds[:1], args.tune_seeds[:1], [0.05, 0.1]
+    return args
 
 
-def mean_std(values: list[float]) -> str:
-    spread = statistics.pstdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.3f} ± {spread:.3f}"
+def final_accuracies(records: list[EpisodeRecord], policy: str) -> list[float]:
+    return [r.final_accuracy for r in records if r.policy == policy]
+
+
+def interval(values: list[float]) -> str:
+    """Mean ± the half-width of its 95% confidence interval."""
+    mean, half = mean_ci(values)
+    return f"{mean:.3f} ± {half:.3f}"
+
+
+def paired(records: list[EpisodeRecord], policy: str, reference: str) -> str:
+    """``policy - reference`` per seed: mean ± 95% CI, and on how many seeds it won."""
+    ours = {r.seed: r.final_accuracy for r in records if r.policy == policy}
+    theirs = {r.seed: r.final_accuracy for r in records if r.policy == reference}
+    differences = [ours[seed] - theirs[seed] for seed in ours]
+    mean, half = mean_ci(differences)
+    wins = sum(d > 0 for d in differences)
+    return f"{mean:+.3f} ± {half:.3f} ({wins}/{len(differences)})"
+
+
+def feedback_share(records: list[EpisodeRecord]) -> float:
+    """The share of steps at which the policy's action was not the same on every seed."""
+    runs = [r.actions for r in records if r.policy == POLICY]
+    steps = min(len(actions) for actions in runs)
+    return statistics.fmean(len({actions[k] for actions in runs}) > 1 for k in range(steps))
 
 
 def write_table(
-    records: list[EpisodeRecord], early_epoch: int, final_epoch: int, restart: int, path: Path
-):
-    """Mean ± std per policy; ``restart`` is the index of the env's restart action."""
+    records: list[EpisodeRecord], early_epoch: int, final_epoch: int, path: Path
+) -> str:
     names = list(dict.fromkeys(record.policy for record in records))
     lines = [
-        f"| policy | test accuracy after epoch {early_epoch} | after epoch {final_epoch} "
-        "(final) | return (x1000) | restarts |",
+        f"| policy | final test accuracy (epoch {final_epoch}) | paired difference to cosine "
+        f"(seeds won) | to the tuned cosine | test accuracy after epoch {early_epoch} |",
         "| --- | --- | --- | --- | --- |",
     ]
     for name in names:
         runs = [record for record in records if record.policy == name]
-        restarts = "n/a"
-        if runs[0].actions:
-            share = np.mean([np.mean(np.array(run.actions) == restart) for run in runs])
-            restarts = f"{100 * share:.0f}%"
         lines.append(
-            f"| {name} | {mean_std([run.accuracy_at(early_epoch) for run in runs])} "
-            f"| {mean_std([run.accuracy_at(final_epoch) for run in runs])} "
-            f"| {mean_std([1000 * run.episode_return for run in runs])} | {restarts} |"
+            f"| {name} | {interval(final_accuracies(records, name))} "
+            f"| {paired(records, name, 'cosine')} | {paired(records, name, TUNED)} "
+            f"| {interval([run.accuracy_at(early_epoch) for run in runs])} |"
         )
     path.write_text("\n".join(lines) + "\n")
     return "\n".join(lines)
 
 
-def plot_test_accuracy(records: list[EpisodeRecord], path: Path) -> None:
-    """Paper Fig. 1: test accuracy per epoch, the policy against the baselines."""
-    figure, axes = plt.subplots(figsize=(8, 5))
-    for name in dict.fromkeys(record.policy for record in records):
-        runs = [record for record in records if record.policy == name]
-        accuracy = np.array([run.test_accuracy for run in runs])
-        epochs = runs[0].epochs
-        mean, std = accuracy.mean(axis=0), accuracy.std(axis=0)
-        width = 2.5 if name == POLICY else 1.2
-        (line,) = axes.plot(epochs, mean, label=name, linewidth=width)
-        axes.fill_between(epochs, mean - std, mean + std, color=line.get_color(), alpha=0.12)
-    axes.set(xlabel="epoch", ylabel="test accuracy", title="Test accuracy (mean ± std over seeds)")
-    axes.grid(alpha=0.3)
-    axes.legend()
+def plot_final_accuracy(records: list[EpisodeRecord], path: Path) -> None:
+    """Every seed's final test accuracy per policy, with the mean and its 95% interval."""
+    names = list(dict.fromkeys(record.policy for record in records))
+    figure, axes = plt.subplots(figsize=(9, 4.5))
+    for index, name in enumerate(names):
+        values = final_accuracies(records, name)
+        mean, half = mean_ci(values)
+        axes.plot(np.full(len(values), index), values, "o", alpha=0.35, color="grey")
+        axes.errorbar(index, mean, yerr=half, fmt="s", color="C3" if name == POLICY else "C0")
+    axes.set_xticks(range(len(names)), names, rotation=30, ha="right")
+    axes.set(ylabel="final test accuracy", title="Final test accuracy: seeds (dots), mean ± 95% CI")
+    axes.grid(alpha=0.3, axis="y")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
 
 
-def plot_lr(record: EpisodeRecord, path: Path, window: slice | None = None) -> None:
-    """Paper Fig. 2 (the whole run) and Fig. 3 (a window of it): the lr the policy chose."""
-    steps = np.arange(1, len(record.lrs) + 1)[window or slice(None)]
-    lrs = np.array(record.lrs)[window or slice(None)]
-    figure, axes = plt.subplots(figsize=(8, 3.5))
-    axes.plot(steps, lrs, drawstyle="steps-post", linewidth=1.0 if window is None else 1.5)
-    if window is not None:
-        axes.plot(steps, lrs, "o", markersize=3)
-    part = "" if window is None else f", steps {steps[0]}-{steps[-1]}"
-    axes.set(
-        xlabel="step", ylabel="learning rate", title=f"{record.policy}, seed {record.seed}{part}"
-    )
+def plot_test_accuracy(records: list[EpisodeRecord], path: Path) -> None:
+    """Paper Fig. 1: mean test accuracy per evaluated epoch, per policy."""
+    figure, axes = plt.subplots(figsize=(8, 5))
+    for name in dict.fromkeys(record.policy for record in records):
+        runs = [record for record in records if record.policy == name]
+        mean = np.mean([run.test_accuracy for run in runs], axis=0)
+        width = 2.5 if name == POLICY else 1.2
+        axes.plot(runs[0].epochs, mean, marker="o", markersize=3, label=name, linewidth=width)
+    axes.set(xlabel="epoch", ylabel="test accuracy", title="Test accuracy (mean over seeds)")
     axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def plot_lr(records: list[EpisodeRecord], path: Path) -> None:
+    """Paper Fig. 2: the lr the policy chose at each step, one line per seed, against the
+    cosine schedule and the open-loop replay; a log axis, so small lrs stay visible."""
+    figure, axes = plt.subplots(figsize=(8, 4))
+    for record in (r for r in records if r.policy == POLICY):
+        axes.plot(record.lrs, drawstyle="steps-post", linewidth=0.8, alpha=0.6, color="C3")
+    for name, colour in (("cosine", "C0"), (TUNED, "C2"), (REPLAY, "k")):
+        record = next((r for r in records if r.policy == name), None)
+        if record is not None:
+            axes.plot(record.lrs, drawstyle="steps-post", linewidth=2, color=colour, label=name)
+    axes.plot([], [], color="C3", label=f"{POLICY}, one line per seed")
+    axes.set_yscale("log")
+    axes.set(xlabel="step", ylabel="learning rate", title="Learning rate per step")
+    axes.grid(alpha=0.3, which="both")
+    axes.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
@@ -131,61 +190,68 @@ def plot_actions(records: list[EpisodeRecord], action_names: tuple[str, ...], pa
         ]
         axes.bar(np.arange(len(names)) + index * width, shares, width, label=action)
     axes.set_xticks(np.arange(len(names)) + width * (len(action_names) - 1) / 2, names)
-    axes.set(ylabel="share of steps", title="Actions taken (mean over seeds)")
-    axes.legend()
+    axes.set(ylabel="share of steps", ylim=(0, 1.25), title="Actions taken (mean over seeds)")
+    axes.legend(ncols=len(action_names), loc="upper center", fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
 
 
+def progress(record: EpisodeRecord) -> None:
+    print(f"  {record.policy:>24}, seed {record.seed}: {record.final_accuracy:.3f}", flush=True)
+
+
 def main() -> None:
     args = parse_args()
+    output = args.output or args.run / "comparison"
     overrides = {"epochs": 1} if args.small else {}
-    if args.small:
-        args.seeds = args.seeds[:1]
-    run = read_run_config(args.run)
-    config = with_overrides(run.env, overrides)
+    config = with_overrides(read_run_config(args.run).env, overrides)
     env = LRScheduleEnv(config=config)
-    policies = [SB3Policy.load(args.run, POLICY), RandomPolicy(env.action_space.n)]
-    policies += baselines(config.initial_lr, config.decay_rate)
     print(
-        f"{len(policies)} policies x seeds {args.seeds} on the env of {args.run / 'config.json'} "
+        f"seeds {args.seeds} on the env of {args.run / 'config.json'} "
         f"({env.steps_per_episode} steps per episode)"
     )
-    records = evaluate(
-        env,
-        policies,
-        args.seeds,
-        progress=lambda record: print(
-            f"  {record.policy:>18}, seed {record.seed}: final test accuracy "
-            f"{record.test_accuracy[-1]:.3f}, return {1000 * record.episode_return:+.3f}e-3",
-            flush=True,
-        ),
-    )
+    print(f"tuning the cosine's peak lr on seeds {args.tune_seeds}: {args.peaks}")
+    candidates = [Cosine(peak, label=f"cosine, peak {peak:g}") for peak in args.peaks]
+    best, tuning = best_of(env, candidates, args.tune_seeds)
+    tuned = Cosine(best.initial_lr, label=TUNED)
+    print(f"chosen: peak {tuned.initial_lr:g}")
 
-    args.output.mkdir(parents=True, exist_ok=True)
+    agent = evaluate(env, [SB3Policy.load(args.run, POLICY)], args.seeds, progress)
+    complete = [r.lrs for r in agent if len(r.lrs) == env.steps_per_episode]
+    others = [RandomPolicy(env.action_space.n)]
+    others += baselines(config.initial_lr, config.decay_rate, config.action_mode)
+    others.append(tuned)
+    if complete:
+        others.append(Replayed(tuple(np.mean(complete, axis=0).tolist()), label=REPLAY))
+    records = agent + evaluate(env, others, args.seeds, progress)
+
+    output.mkdir(parents=True, exist_ok=True)
     final_epoch = config.epochs
     early_epoch = max(1, round(0.4 * final_epoch))
-    restart = env.action_names.index("restart")
-    print(write_table(records, early_epoch, final_epoch, restart, args.output / "table.md"))
-    (args.output / "results.json").write_text(
-        json.dumps(
-            {
-                "run": str(args.run),
-                "seeds": args.seeds,
-                "env": config.to_dict(),
-                "env_overrides": overrides,
-                "episodes": [asdict(r) for r in records],
-            }
-        )
-    )
-    plot_test_accuracy(records, args.output / "test_accuracy.png")
-    first = next(record for record in records if record.policy == POLICY)
-    plot_lr(first, args.output / "lr_schedule.png")
-    middle = len(first.lrs) // 2
-    plot_lr(first, args.output / "lr_zoom.png", slice(middle, middle + 100))
-    plot_actions(records, env.action_names, args.output / "actions.png")
-    print(f"wrote {args.output}: table.md, results.json and 4 figures")
+    print(write_table(records, early_epoch, final_epoch, output / "table.md"))
+    share = feedback_share(records)
+    print(f"the greedy policy's actions differ between seeds at {100 * share:.0f}% of steps")
+    results = {
+        "run": str(args.run),
+        "seeds": args.seeds,
+        "env": config.to_dict(),
+        "env_overrides": overrides,
+        "tuning": {
+            "seeds": args.tune_seeds,
+            "peaks": args.peaks,
+            "chosen_peak": tuned.initial_lr,
+            "episodes": [asdict(r) for r in tuning],
+        },
+        "feedback_share": share,
+        "episodes": [asdict(r) for r in records],
+    }
+    (output / "results.json").write_text(json.dumps(results) + "\n")
+    plot_final_accuracy(records, output / "final_accuracy.png")
+    plot_test_accuracy(records, output / "test_accuracy.png")
+    plot_lr(records, output / "lr_schedule.png")
+    plot_actions(records, env.action_names, output / "actions.png")
+    print(f"wrote {output}: table.md, results.json and 4 figures")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ or field can be chosen by keyword.
 
 import gymnasium as gym
 
-from qan_env.config import LEARNING_MDP, PRESETS, EnvConfig, make_config
+from qan_env.config import PRESETS, EnvConfig, learning_mdp, make_config
 from qan_env.env import LRScheduleEnv
 from qan_env.features import weight_statistics
 
@@ -39,11 +39,11 @@ register_envs()
 
 __all__ = [
     "ENV_IDS",
-    "LEARNING_MDP",
     "PRESETS",
     "EnvConfig",
     "LRScheduleEnv",
     "__version__",
+    "learning_mdp",
     "make_config",
     "register_envs",
     "weight_statistics",

@@ -220,16 +220,21 @@ PRESETS: dict[str, EnvConfig] = {
 }
 
 
-#: MDP options a learner can learn from, on top of any preset (README, "Choosing the MDP"):
-#: a cosine schedule times a factor chosen every 20 iterations, from scale-free training
-#: signals, rewarded by the decrease of the log held-out loss.
-LEARNING_MDP: dict[str, Any] = {
-    "action_mode": "anchored",
-    "observation": "training",
-    "reward": "heldout_log_loss",
-    "heldout_size": 1024,
-    "iterations_per_step": 20,
-}
+def learning_mdp(config: TrainingConfig) -> dict[str, Any]:
+    """MDP options a learner can learn from, sized for ``config``'s run (README, "Choosing
+    the MDP"): a cosine schedule times a factor chosen every 20 iterations (at most half
+    an epoch), from scale-free training signals, rewarded by the decrease of the log loss
+    on 1,024 held-out images (at most a fifth of the training split), unscaled, so that an
+    episode's return is ``log(H_0 / H_K)``."""
+    iterations_per_epoch = config.dataset_train_size // config.batch_size
+    return {
+        "action_mode": "anchored",
+        "observation": "training",
+        "reward": "heldout_log_loss",
+        "reward_scale": 1.0,
+        "heldout_size": min(1024, config.dataset_train_size // 5),
+        "iterations_per_step": min(20, max(1, iterations_per_epoch // 2)),
+    }
 
 
 def with_overrides(config: EnvConfig, overrides: dict[str, Any]) -> EnvConfig:

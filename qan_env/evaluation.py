@@ -8,6 +8,7 @@ random policy over the same actions and beside fixed schedules, on the same seed
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,8 @@ from qan_env.schedules import LRSchedule
 
 #: Seeds kept for evaluation: no training episode and no tuning uses them.
 HELD_OUT_SEEDS: tuple[int, ...] = tuple(range(1000, 1010))
+#: Seeds on which a baseline's settings are tuned (never the held-out ones).
+TUNING_SEEDS: tuple[int, ...] = (0, 1, 2)
 
 
 class Policy(Protocol):
@@ -44,6 +47,7 @@ class EpisodeRecord:
     actions: list[int] = field(default_factory=list)  # empty for an lr schedule
     rewards: list[float] = field(default_factory=list)
     train_losses: list[float] = field(default_factory=list)
+    heldout_losses: list[float] = field(default_factory=list)  # with a held-out set only
     epochs: list[int] = field(default_factory=list)
     test_accuracy: list[float] = field(default_factory=list)
     test_loss: list[float] = field(default_factory=list)
@@ -56,6 +60,11 @@ class EpisodeRecord:
     def accuracy_at(self, epoch: int) -> float:
         """Test accuracy after ``epoch`` (NaN when that epoch was not evaluated)."""
         return self.test_accuracy[self.epochs.index(epoch)] if epoch in self.epochs else math.nan
+
+    @property
+    def final_accuracy(self) -> float:
+        """The last evaluated test accuracy (NaN when none was)."""
+        return self.test_accuracy[-1] if self.test_accuracy else math.nan
 
 
 class RandomPolicy:
@@ -162,6 +171,8 @@ def run_episode(env: LRScheduleEnv, policy: Policy | LRSchedule, seed: int) -> E
         record.lrs.append(info["lr"])
         record.rewards.append(reward)
         record.train_losses.append(info["train_loss"])
+        if "heldout_loss" in info:
+            record.heldout_losses.append(info["heldout_loss"])
         if "test_accuracy" in info:
             record.epochs.append(info["epoch"])
             record.test_accuracy.append(info["test_accuracy"])
@@ -185,3 +196,27 @@ def evaluate(
             if progress is not None:
                 progress(records[-1])
     return records
+
+
+def best_of(
+    env: LRScheduleEnv, schedules: list[LRSchedule], seeds: list[int]
+) -> tuple[LRSchedule, list[EpisodeRecord]]:
+    """The schedule with the highest mean final test accuracy on ``seeds`` (tuning seeds,
+    never the held-out ones), and every episode that chose it."""
+    records = evaluate(env, schedules, seeds)
+    by_schedule = [records[i * len(seeds) : (i + 1) * len(seeds)] for i in range(len(schedules))]
+    means = [statistics.fmean(r.final_accuracy for r in runs) for runs in by_schedule]
+    return schedules[means.index(max(means))], records
+
+
+def mean_ci(values: list[float], confidence: float = 0.95) -> tuple[float, float]:
+    """The mean of independent values (one per seed) and the half-width of its Student-t
+    confidence interval; the half-width is NaN for fewer than two values. For a paired
+    comparison, pass the per-seed differences."""
+    from scipy import stats
+
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return mean, math.nan
+    sem = statistics.stdev(values) / math.sqrt(len(values))
+    return mean, float(stats.t.ppf((1 + confidence) / 2, len(values) - 1)) * sem

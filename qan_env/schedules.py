@@ -4,7 +4,8 @@ Two kinds, both run on the env itself so that a baseline trains exactly the netw
 order and augmentation the agent gets for the same seed:
 
 - ``LRSchedule``: the lr as a function of the step (``env.unwrapped.step_lr``): constant,
-  the Wide ResNet step schedule, cosine annealing, SGDR warm restarts.
+  the Wide ResNet step schedule, cosine annealing, SGDR warm restarts, exponential decay
+  (the decay action on a clock), and a replayed sequence of lrs.
 - ``ActionSchedule``: a fixed sequence of the env's own actions (``env.step``): always
   decay, and restart every ``k`` steps (the paper's two actions on a clock).
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import abc
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from qan_env.actions import DECAY, RESTART
 
@@ -27,11 +28,16 @@ def _cosine(start: float, end: float, progress: float) -> float:
 class LRSchedule(abc.ABC):
     """A schedule that sets the lr of step ``step`` (0-based) of ``total`` steps."""
 
-    initial_lr: float
+    label: str = field(default="", kw_only=True)
+    """The name in tables and figures; empty: the schedule's own."""
+
+    @property
+    def name(self) -> str:
+        return self.label or self.default_name
 
     @property
     @abc.abstractmethod
-    def name(self) -> str: ...
+    def default_name(self) -> str: ...
 
     @abc.abstractmethod
     def __call__(self, step: int, total: int) -> float: ...
@@ -39,8 +45,10 @@ class LRSchedule(abc.ABC):
 
 @dataclass(frozen=True)
 class Constant(LRSchedule):
+    initial_lr: float
+
     @property
-    def name(self) -> str:
+    def default_name(self) -> str:
         return f"constant {self.initial_lr:g}"
 
     def __call__(self, step: int, total: int) -> float:
@@ -52,11 +60,12 @@ class StepDecay(LRSchedule):
     """The Wide ResNet schedule: times ``factor`` at each of ``milestones`` (fractions of the
     budget); Zagoruyko & Komodakis use 0.2 at epochs 60, 120, 160 of 200."""
 
+    initial_lr: float
     milestones: tuple[float, ...] = (0.3, 0.6, 0.8)
     factor: float = 0.2
 
     @property
-    def name(self) -> str:
+    def default_name(self) -> str:
         return "WRN step"
 
     def __call__(self, step: int, total: int) -> float:
@@ -68,10 +77,11 @@ class StepDecay(LRSchedule):
 class Cosine(LRSchedule):
     """Cosine annealing from ``initial_lr`` to ``final_lr`` over the whole budget."""
 
+    initial_lr: float
     final_lr: float = 0.0
 
     @property
-    def name(self) -> str:
+    def default_name(self) -> str:
         return "cosine"
 
     def __call__(self, step: int, total: int) -> float:
@@ -84,12 +94,13 @@ class WarmRestarts(LRSchedule):
     """SGDR (Loshchilov & Hutter, 2016): cosine cycles, each ``cycle_growth`` times longer
     than the last, restarting at ``initial_lr``; ``cycles`` of them fill the budget."""
 
+    initial_lr: float
     cycles: int = 3
     cycle_growth: int = 2
     final_lr: float = 0.0
 
     @property
-    def name(self) -> str:
+    def default_name(self) -> str:
         return "SGDR"
 
     def __call__(self, step: int, total: int) -> float:
@@ -102,6 +113,37 @@ class WarmRestarts(LRSchedule):
             start = end
         progress = min((step - start) / max(end - start, 1), 1.0)
         return _cosine(self.initial_lr, self.final_lr, progress)
+
+
+@dataclass(frozen=True)
+class Exponential(LRSchedule):
+    """``initial_lr * (1 - rate) ** (step + 1)``: the paper's decay action at every step."""
+
+    initial_lr: float
+    rate: float
+
+    @property
+    def default_name(self) -> str:
+        return "always decay"
+
+    def __call__(self, step: int, total: int) -> float:
+        return self.initial_lr * (1.0 - self.rate) ** (step + 1)
+
+
+@dataclass(frozen=True)
+class Replayed(LRSchedule):
+    """A given lr for each step, whatever happens: an open-loop replay of ``lrs``."""
+
+    lrs: tuple[float, ...]
+
+    @property
+    def default_name(self) -> str:
+        return "replayed lrs"
+
+    def __call__(self, step: int, total: int) -> float:
+        if total != len(self.lrs):
+            raise ValueError(f"{len(self.lrs)} lrs to replay for an episode of {total} steps")
+        return self.lrs[step]
 
 
 @dataclass(frozen=True)
@@ -140,13 +182,19 @@ def restart_period(decay_rate: float, remaining: float = 0.01) -> int:
     return math.ceil(math.log(remaining) / math.log(1.0 - decay_rate))
 
 
-def baselines(initial_lr: float, decay_rate: float) -> list[LRSchedule | ActionSchedule]:
-    """The fixed schedules a learned policy is compared with."""
-    return [
+def baselines(
+    initial_lr: float, decay_rate: float, action_mode: str = "paper"
+) -> list[LRSchedule | ActionSchedule]:
+    """The fixed schedules a learned policy is compared with. With the paper's actions,
+    "always decay" and "restart every k" take the env's own actions; with other action
+    sets, "always decay" is the same lrs as a schedule (restarting on a clock is the
+    paper's action set only)."""
+    fixed: list[LRSchedule | ActionSchedule] = [
         Constant(initial_lr),
         StepDecay(initial_lr),
         Cosine(initial_lr),
         WarmRestarts(initial_lr),
-        ActionSchedule(),
-        ActionSchedule(restart_every=restart_period(decay_rate)),
     ]
+    if action_mode != "paper":
+        return [*fixed, Exponential(initial_lr, decay_rate)]
+    return [*fixed, ActionSchedule(), ActionSchedule(restart_every=restart_period(decay_rate))]

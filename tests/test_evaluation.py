@@ -11,11 +11,20 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecNorm
 
 from qan_env import LRScheduleEnv
 from qan_env.actions import DECAY, RESTART
-from qan_env.evaluation import RandomPolicy, SB3Policy, evaluate, run_episode
+from qan_env.evaluation import (
+    RandomPolicy,
+    SB3Policy,
+    best_of,
+    evaluate,
+    mean_ci,
+    run_episode,
+)
 from qan_env.schedules import (
     ActionSchedule,
     Constant,
     Cosine,
+    Exponential,
+    Replayed,
     StepDecay,
     WarmRestarts,
     baselines,
@@ -156,3 +165,40 @@ def test_sb3_policy_sees_what_sb3s_wrappers_showed_the_model(env):
         action = step % 2
         wrapped, *_ = venv.step(np.array([action]))
         raw, *_ = raw_env.step(action)
+
+
+def test_always_decay_as_a_schedule_gives_the_decay_actions_lrs(env):
+    as_actions = run_episode(env, ActionSchedule(), seed=0).lrs
+    as_schedule = lrs_of(env, Exponential(LR0, 0.05))
+    np.testing.assert_allclose(as_schedule, as_actions, rtol=1e-12)
+    names = [b.name for b in baselines(LR0, 0.05, action_mode="anchored")]
+    assert names == ["constant 0.1", "WRN step", "cosine", "SGDR", "always decay"]
+
+
+def test_a_replayed_curve_is_run_open_loop_and_must_fit_the_episode(env):
+    curve = tuple(0.01 * (1 + step % 3) for step in range(32))
+    assert lrs_of(env, Replayed(curve, label="replay")).tolist() == list(curve)
+    assert Replayed(curve, label="replay").name == "replay"
+    with pytest.raises(ValueError, match="32 lrs to replay for an episode of 16 steps"):
+        run_episode(LRScheduleEnv(preset="tiny"), Replayed(curve), seed=0)
+
+
+def test_best_of_picks_the_highest_mean_final_accuracy(env):
+    candidates = [Cosine(0.0001, label="tiny lr"), Cosine(0.3, label="large lr")]
+    best, records = best_of(env, candidates, seeds=[0, 1])
+    assert [r.policy for r in records] == ["tiny lr", "tiny lr", "large lr", "large lr"]
+    means = {
+        name: np.mean([r.final_accuracy for r in records if r.policy == name])
+        for name in ("tiny lr", "large lr")
+    }
+    assert best.name == max(means, key=means.get)
+
+
+def test_mean_and_confidence_interval_on_known_numbers():
+    # mean 3, sample std sqrt(2.5), t(0.975, 4) = 2.776445: half-width 1.963243;
+    # t(0.95, 4) = 2.131847: 1.507443
+    assert mean_ci([1, 2, 3, 4, 5]) == (3.0, pytest.approx(1.9632432, rel=1e-6))
+    assert mean_ci([2.0, 2.0, 2.0]) == (2.0, 0.0)
+    mean, half = mean_ci([0.7])
+    assert mean == 0.7 and math.isnan(half)
+    assert mean_ci([1, 2, 3, 4, 5], confidence=0.9)[1] == pytest.approx(1.5074433, rel=1e-6)

@@ -28,19 +28,32 @@ def test_compare_schedules_writes_the_table_and_figures(tmp_path):
         "agents/sb3_dqn.py", "--preset", "tiny", "--episodes", "1", "--output", str(run)
     )
     assert trained.returncode == 0, trained.stderr
-    result = run_script(
-        "examples/compare_schedules.py",
-        "--run",
-        str(run),
-        "--small",
-        "--output",
-        str(tmp_path / "out"),
-    )
+    result = run_script("examples/compare_schedules.py", "--run", str(run), "--small")
     assert result.returncode == 0, result.stderr
-    table = (tmp_path / "out" / "table.md").read_text().splitlines()
-    assert len(table) == 2 + 8  # header, the greedy policy, random and 6 fixed schedules
-    assert table[2].startswith("| DQN (greedy) |") and table[3].startswith("| random |")
-    for figure in ("test_accuracy", "lr_schedule", "lr_zoom", "actions"):
-        assert (tmp_path / "out" / f"{figure}.png").stat().st_size > 10_000
-    results = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert len(results["episodes"]) == 8 and results["env_overrides"] == {"epochs": 1}
+    out = run / "comparison"  # the default: inside the run folder
+    table = (out / "table.md").read_text().splitlines()
+    names = [line.split(" | ")[0].lstrip("| ") for line in table[2:]]
+    assert names == [
+        "DQN (greedy)",
+        "random",
+        "constant 0.1",
+        "WRN step",
+        "cosine",
+        "SGDR",
+        "always decay",
+        "cosine (tuned)",
+        "DQN mean lr, open loop",
+    ]
+    cosine = table[2 + names.index("cosine")]
+    assert "| +0.000 ± nan (0/1) |" in cosine  # its paired difference to itself
+    for figure in ("final_accuracy", "test_accuracy", "lr_schedule", "actions"):
+        assert (out / f"{figure}.png").stat().st_size > 10_000
+    results = json.loads((out / "results.json").read_text())
+    assert len(results["episodes"]) == len(names) and results["env_overrides"] == {"epochs": 1}
+    assert (
+        results["tuning"]["chosen_peak"] in (0.05, 0.1) and len(results["tuning"]["episodes"]) == 2
+    )
+    episode = results["episodes"][0]
+    assert {"policy", "seed", "test_accuracy", "lrs", "actions", "diverged"} <= set(episode)
+    replay = next(e for e in results["episodes"] if e["policy"] == "DQN mean lr, open loop")
+    assert replay["lrs"] == episode["lrs"]  # one seed: the mean is the policy's own curve

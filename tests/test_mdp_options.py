@@ -12,7 +12,7 @@ import torch
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-from qan_env import LRScheduleEnv, make_config
+from qan_env import LRScheduleEnv, learning_mdp, make_config
 from qan_env.actions import ACTION_MODES
 from qan_env.config import OBSERVATIONS, REWARDS
 from qan_env.evaluation import run_episode
@@ -243,3 +243,16 @@ def test_option_combinations_that_cannot_work_are_refused():
         make_config("tiny", action_mode="scale", lr_min=0.2, lr_max=1.0)
     with pytest.raises(ValueError, match=r"^batch_size=32 .*less heldout_size \(16\)"):
         make_config("tiny", heldout_size=240)
+
+
+def test_the_learning_mdp_is_sized_for_each_preset():
+    quick = make_config("quick", **learning_mdp(make_config("quick")))
+    assert (quick.train_size, quick.total_iterations, quick.steps_per_episode) == (4096, 320, 16)
+    paper = make_config("paper", **learning_mdp(make_config("paper")))
+    assert (paper.heldout_size, paper.iterations_per_step) == (1024, 20)
+    tiny = learning_mdp(make_config("tiny"))
+    assert (tiny["heldout_size"], tiny["iterations_per_step"]) == (51, 4)
+    env = LRScheduleEnv(preset="tiny", **tiny)
+    (observation, info), steps = steps_of(env, lambda step: env.action_names.index("x1"))
+    assert len(steps) == env.steps_per_episode == (205 // 32) * 2 // 4
+    assert "heldout_loss" in info and np.isfinite(observation).all()
