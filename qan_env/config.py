@@ -222,13 +222,14 @@ PRESETS: dict[str, EnvConfig] = {
 
 def learning_mdp(config: TrainingConfig) -> dict[str, Any]:
     """MDP options a learner can learn from, sized for ``config``'s run (README, "Choosing
-    the MDP"): a cosine schedule times a factor chosen every 20 iterations (at most half
-    an epoch), from scale-free training signals, rewarded by the decrease of the log loss
-    on 1,024 held-out images (at most a fifth of the training split), unscaled, so that an
-    episode's return is ``log(H_0 / H_K)``."""
+    the MDP"): a cosine schedule times a factor from 1/4 to 4 chosen every 20 iterations
+    (at most half an epoch), from scale-free training signals, rewarded by the decrease of
+    the log loss on 1,024 held-out images (at most a fifth of the training split),
+    unscaled, so that an episode's return is ``log(H_0 / H_K)``."""
     iterations_per_epoch = config.dataset_train_size // config.batch_size
     return {
         "action_mode": "anchored",
+        "anchor_factors": (0.25, 0.5, 1.0, 2.0, 4.0),
         "observation": "training",
         "reward": "heldout_log_loss",
         "reward_scale": 1.0,
