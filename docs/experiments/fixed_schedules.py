@@ -28,17 +28,19 @@ def main() -> None:
     parser.add_argument("--env", action="append", default=[], metavar="FIELD=VALUE")
     parser.add_argument("--peaks", type=float, nargs="+", default=[0.05, 0.1, 0.2, 0.4, 0.8])
     parser.add_argument("--seeds", type=int, nargs="+", default=list(TUNING_SEEDS))
+    parser.add_argument("--cosine-only", action="store_true", help="no other baselines")
     parser.add_argument("--output", type=Path, required=True)
     args = parser.parse_args()
     base = make_config(args.preset)
     config = make_config(args.preset, **{**learning_mdp(base), **parse_overrides(args.env)})
     env = LRScheduleEnv(config=config)
     schedules = [Cosine(peak, label=f"cosine {peak:g}") for peak in args.peaks]
-    schedules += [
-        s
-        for s in baselines(config.initial_lr, config.decay_rate, config.action_mode)
-        if s.name != "cosine"
-    ]
+    if not args.cosine_only:
+        schedules += [
+            s
+            for s in baselines(config.initial_lr, config.decay_rate, config.action_mode)
+            if s.name != "cosine"
+        ]
     records = evaluate(
         env,
         schedules,
