@@ -16,6 +16,10 @@ data order, on the env the run trained on (its ``config.json``):
   replayed as a fixed schedule. If it does as well as the policy, the policy's gain is its
   lr curve, not its use of what it observes.
 
+``--env FIELD=VALUE`` changes the run's env for every policy (a transfer: another
+network, budget or data set); ``--only NAME ...`` keeps the trained policy and the named
+ones (say ``--only cosine``), skipping the tuning unless ``"cosine (tuned)"`` is named.
+
 Writes to ``--output`` (default ``RUN/comparison``): ``results.json`` (every episode:
 policy, seed, test accuracy per evaluated epoch, lrs, actions, diverged; and the tuning),
 ``table.md`` (final test accuracy, mean and 95% confidence interval over seeds, and the
@@ -36,7 +40,7 @@ import matplotlib.pyplot as plt  # picks a file-only backend where there is no d
 import numpy as np
 
 from qan_env import LRScheduleEnv
-from qan_env.config import with_overrides
+from qan_env.config import parse_overrides, with_overrides
 from qan_env.evaluation import (
     HELD_OUT_SEEDS,
     TUNING_SEEDS,
@@ -64,6 +68,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--tune-seeds", type=int, nargs="+", default=list(TUNING_SEEDS))
     parser.add_argument("--peaks", type=float, nargs="+", default=list(PEAKS))
     parser.add_argument(
+        "--env", action="append", default=[], metavar="FIELD=VALUE", help="change the env"
+    )
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="these policies only")
+    parser.add_argument(
         "--small", action="store_true", help="one epoch, one seed, two peaks: a smoke run"
     )
     args = parser.parse_args()
@@ -88,6 +96,8 @@ def paired(records: list[EpisodeRecord], policy: str, reference: str) -> str:
     """``policy - reference`` per seed: mean ± 95% CI, and on how many seeds it won."""
     ours = {r.seed: r.final_accuracy for r in records if r.policy == policy}
     theirs = {r.seed: r.final_accuracy for r in records if r.policy == reference}
+    if not theirs:
+        return "n/a"
     differences = [ours[seed] - theirs[seed] for seed in ours]
     mean, half = mean_ci(differences)
     wins = sum(d > 0 for d in differences)
@@ -204,26 +214,33 @@ def progress(record: EpisodeRecord) -> None:
 def main() -> None:
     args = parse_args()
     output = args.output or args.run / "comparison"
-    overrides = {"epochs": 1} if args.small else {}
+    overrides = {**parse_overrides(args.env), **({"epochs": 1} if args.small else {})}
     config = with_overrides(read_run_config(args.run).env, overrides)
     env = LRScheduleEnv(config=config)
     print(
-        f"seeds {args.seeds} on the env of {args.run / 'config.json'} "
-        f"({env.steps_per_episode} steps per episode)"
+        f"seeds {args.seeds} on the env of {args.run / 'config.json'}"
+        f"{f' with {overrides}' if overrides else ''} ({env.steps_per_episode} steps per episode)"
     )
-    print(f"tuning the cosine's peak lr on seeds {args.tune_seeds}: {args.peaks}")
-    candidates = [Cosine(peak, label=f"cosine, peak {peak:g}") for peak in args.peaks]
-    best, tuning = best_of(env, candidates, args.tune_seeds)
-    tuned = Cosine(best.initial_lr, label=TUNED)
-    print(f"chosen: peak {tuned.initial_lr:g}")
+
+    def wanted(name: str) -> bool:
+        return args.only is None or name in args.only
+
+    tuning, tuned = [], None
+    if wanted(TUNED):
+        print(f"tuning the cosine's peak lr on seeds {args.tune_seeds}: {args.peaks}")
+        candidates = [Cosine(peak, label=f"cosine, peak {peak:g}") for peak in args.peaks]
+        best, tuning = best_of(env, candidates, args.tune_seeds)
+        tuned = Cosine(best.initial_lr, label=TUNED)
+        print(f"chosen: peak {tuned.initial_lr:g}")
 
     agent = evaluate(env, [SB3Policy.load(args.run, POLICY)], args.seeds, progress)
     complete = [r.lrs for r in agent if len(r.lrs) == env.steps_per_episode]
     others = [RandomPolicy(env.action_space.n)]
     others += baselines(config.initial_lr, config.decay_rate, config.action_mode)
-    others.append(tuned)
+    others += [tuned] if tuned else []
     if complete:
         others.append(Replayed(tuple(np.mean(complete, axis=0).tolist()), label=REPLAY))
+    others = [policy for policy in others if wanted(policy.name)]
     records = agent + evaluate(env, others, args.seeds, progress)
 
     output.mkdir(parents=True, exist_ok=True)
@@ -240,7 +257,7 @@ def main() -> None:
         "tuning": {
             "seeds": args.tune_seeds,
             "peaks": args.peaks,
-            "chosen_peak": tuned.initial_lr,
+            "chosen_peak": tuned.initial_lr if tuned else None,
             "episodes": [asdict(r) for r in tuning],
         },
         "feedback_share": share,
