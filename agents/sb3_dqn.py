@@ -64,7 +64,8 @@ class Args:
     seed: int = 0
     """seed of the first training episode, the agent and its exploration"""
     output: Path | None = None
-    """run folder; None: runs/sb3_dqn/<preset>-seed<seed>"""
+    """run folder; None: runs/sb3_dqn/<preset>-seed<seed> (with --evaluate: where
+    evaluation.json goes; None: the evaluated folder)"""
     checkpoint_every: int = 1
     """episodes between checkpoints"""
     resume: bool = False
@@ -78,6 +79,8 @@ class Args:
     """observations in a state (the state history)"""
     gamma: float = 0.99
     """discount factor"""
+    n_steps: int = 1
+    """n-step returns (an episode's length or more: Monte Carlo returns)"""
     normalize_reward: bool = True
     """scale rewards by the running std of the discounted return (VecNormalize)"""
     hidden: tuple[int, ...] = (256, 256)
@@ -122,6 +125,7 @@ def dqn_kwargs(args: Args, steps_per_episode: int) -> dict[str, Any]:
         "learning_starts": max(64, steps_per_episode // 10),
         "batch_size": args.batch_size,
         "gamma": args.gamma,
+        "n_steps": args.n_steps,
         "train_freq": 1,
         "gradient_steps": args.gradient_steps,
         "target_update_interval": min(5000, max(50, total_steps // 50)),
@@ -336,7 +340,9 @@ def run_evaluation(args: Args) -> None:
                 "actions": record.actions,
             }
         )
-    path = args.evaluate / "evaluation.json"
+    folder = args.output or args.evaluate
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "evaluation.json"
     path.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {path}")
 
