@@ -56,23 +56,25 @@ def test_sb3_dqn_learns_on_tiny_and_is_told_when_episodes_end():
 
 
 def test_agent_script_trains_two_tiny_episodes_and_writes_its_outputs(tmp_path):
-    args = ["--preset", "tiny", "--episodes", "2", "--output", str(tmp_path)]
+    args = ["--preset", "tiny", "--output", str(tmp_path)]  # the default configuration
     result = run_script("agents/sb3_dqn.py", *args)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0] == "preset: tiny (device: cpu)"
     for name in ("config.json", "model.zip", "vecnormalize.pkl", "steps.csv", "summary.json"):
         assert (tmp_path / name).is_file(), name
     config = json.loads((tmp_path / "config.json").read_text())
-    assert config["env"] == make_config("tiny").to_dict()  # every field, resolved
-    assert config["agent"]["preset"] == "tiny" and config["agent"]["gamma"] == 0.99
+    agent = agent_module()
+    expected = agent.env_config(agent.Args(preset="tiny"))  # the learning MDP by default
+    assert config["env"] == expected.to_dict()  # every field, resolved
+    assert config["agent"]["preset"] == "tiny" and config["agent"]["gamma"] == 1.0
     assert config["version"] == qan_env.__version__
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert len(summary["episodes"]) == 2
+    assert len(summary["episodes"]) == agent.DEFAULT_EPISODES["tiny"] == 2
     with open(tmp_path / "steps.csv", newline="") as file:
         assert "\r" not in file.read()
     with open(tmp_path / "steps.csv") as file:
         rows = list(csv.DictReader(file))
-    assert len(rows) == summary["steps"] == 2 * 16
+    assert len(rows) == summary["steps"] == 2 * expected.steps_per_episode
     # Each episode's logged rewards add up to the return reported for it.
     for episode in summary["episodes"]:
         rewards = [float(r["reward"]) for r in rows if int(r["episode"]) == episode["episode"]]
@@ -80,6 +82,7 @@ def test_agent_script_trains_two_tiny_episodes_and_writes_its_outputs(tmp_path):
 
 
 def test_resume_after_an_interrupted_run_continues_from_the_checkpoint(tmp_path):
+    steps = 6 * make_config("tiny", epochs=2).steps_per_episode  # six episodes, paper MDP
     command = [
         sys.executable,
         "agents/sb3_dqn.py",
@@ -87,6 +90,8 @@ def test_resume_after_an_interrupted_run_continues_from_the_checkpoint(tmp_path)
         "tiny",
         "--episodes",
         "6",
+        "--mdp",
+        "paper",
         "--env",
         "epochs=2",
         "--output",
@@ -111,16 +116,24 @@ def test_resume_after_an_interrupted_run_continues_from_the_checkpoint(tmp_path)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert [e["episode"] for e in summary["episodes"]] == list(range(6))
     assert summary["episodes"][: len(checkpoint["episodes"])] == checkpoint["episodes"]
-    assert summary["steps"] == 6 * 16
+    assert summary["steps"] == steps
     with open(tmp_path / "steps.csv") as file:
-        steps = [int(row["step"]) for row in csv.DictReader(file)]
-    assert steps == list(range(1, 6 * 16 + 1))  # rows after the checkpoint were replaced
-    assert DQN.load(tmp_path / "model.zip").num_timesteps == 6 * 16
+        logged = [int(row["step"]) for row in csv.DictReader(file)]
+    assert logged == list(range(1, steps + 1))  # rows after the checkpoint were replaced
+    assert DQN.load(tmp_path / "model.zip").num_timesteps == steps
 
 
 def test_evaluate_runs_the_saved_model_greedily(tmp_path):
     run = run_script(
-        "agents/sb3_dqn.py", "--preset", "tiny", "--episodes", "1", "--output", str(tmp_path)
+        "agents/sb3_dqn.py",
+        "--preset",
+        "tiny",
+        "--mdp",
+        "paper",
+        "--episodes",
+        "1",
+        "--output",
+        str(tmp_path),
     )
     assert run.returncode == 0, run.stderr
     result = run_script("agents/sb3_dqn.py", "--evaluate", str(tmp_path), "--eval-seeds", "4", "4")
@@ -134,7 +147,15 @@ def test_evaluate_runs_the_saved_model_greedily(tmp_path):
 
 def test_evaluate_uses_the_saved_config_when_the_preset_has_changed(tmp_path, monkeypatch, capsys):
     run = run_script(
-        "agents/sb3_dqn.py", "--preset", "tiny", "--episodes", "1", "--output", str(tmp_path)
+        "agents/sb3_dqn.py",
+        "--preset",
+        "tiny",
+        "--mdp",
+        "paper",
+        "--episodes",
+        "1",
+        "--output",
+        str(tmp_path),
     )
     assert run.returncode == 0, run.stderr
     # The tiny preset changes after the run: one epoch (8 steps) where the run had two (16).
