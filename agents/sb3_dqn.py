@@ -1,6 +1,6 @@
 """Train Stable-Baselines3's DQN to schedule the learning rate of a Wide ResNet (QAN).
 
-    python agents/sb3_dqn.py --preset quick                 # 120 episodes, ~45 min on 2 CPU cores
+    python agents/sb3_dqn.py --preset quick                 # 120 episodes, 46 min on 2 CPU cores
     python agents/sb3_dqn.py --preset paper --env download=True    # the paper, on a GPU
     python agents/sb3_dqn.py --preset quick --resume        # continue from the last checkpoint
     python agents/sb3_dqn.py --evaluate runs/sb3_dqn/quick-seed0   # greedy, on held-out seeds

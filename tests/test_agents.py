@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import importlib.util
 import json
 import subprocess
@@ -16,8 +17,9 @@ from stable_baselines3 import DQN
 
 import qan_env
 from qan_env import LRScheduleEnv, make_config
-from qan_env.config import PRESETS
+from qan_env.config import PRESETS, with_overrides
 from qan_env.evaluation import HELD_OUT_SEEDS
+from qan_env.run_folder import read_run_config
 
 
 def agent_module():
@@ -123,49 +125,35 @@ def test_resume_after_an_interrupted_run_continues_from_the_checkpoint(tmp_path)
     assert DQN.load(tmp_path / "model.zip").num_timesteps == steps
 
 
-def test_evaluate_runs_the_saved_model_greedily(tmp_path):
-    run = run_script(
-        "agents/sb3_dqn.py",
-        "--preset",
-        "tiny",
-        "--mdp",
-        "paper",
-        "--episodes",
-        "1",
-        "--output",
-        str(tmp_path),
-    )
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A one-episode run on ``tiny`` with the paper's MDP (16 steps), shared by the tests."""
+    folder = tmp_path_factory.mktemp("tiny_run")
+    args = ["--preset", "tiny", "--mdp", "paper", "--episodes", "1", "--output", str(folder)]
+    run = run_script("agents/sb3_dqn.py", *args)
     assert run.returncode == 0, run.stderr
-    result = run_script("agents/sb3_dqn.py", "--evaluate", str(tmp_path), "--eval-seeds", "4", "4")
+    return folder
+
+
+def test_evaluate_runs_the_saved_model_greedily(tiny_run):
+    result = run_script("agents/sb3_dqn.py", "--evaluate", str(tiny_run), "--eval-seeds", "4", "4")
     assert result.returncode == 0, result.stderr
-    first, second = json.loads((tmp_path / "evaluation.json").read_text())
+    first, second = json.loads((tiny_run / "evaluation.json").read_text())
     assert first["seed"] == second["seed"] == 4
     assert first["actions"] == second["actions"] and len(first["actions"]) == 16
     assert "greedily (preset: tiny" in result.stdout.splitlines()[0]
     assert "note: preset" not in result.stdout  # nothing changed since the run
 
 
-def test_evaluate_uses_the_saved_config_when_the_preset_has_changed(tmp_path, monkeypatch, capsys):
-    run = run_script(
-        "agents/sb3_dqn.py",
-        "--preset",
-        "tiny",
-        "--mdp",
-        "paper",
-        "--episodes",
-        "1",
-        "--output",
-        str(tmp_path),
-    )
-    assert run.returncode == 0, run.stderr
+def test_evaluate_uses_the_saved_config_when_the_preset_has_changed(tiny_run, monkeypatch, capsys):
     # The tiny preset changes after the run: one epoch (8 steps) where the run had two (16).
     monkeypatch.setitem(PRESETS, "tiny", make_config("tiny", epochs=1))
     agent = agent_module()
-    agent.run_evaluation(agent.Args(evaluate=tmp_path, eval_seeds=(5,)))
+    agent.run_evaluation(agent.Args(evaluate=tiny_run, eval_seeds=(5,)))
     output = capsys.readouterr().out
-    assert f"as saved in {tmp_path / 'config.json'}" in output
+    assert f"as saved in {tiny_run / 'config.json'}" in output
     assert "note: preset 'tiny' has changed since this run (epochs)" in output
-    (record,) = json.loads((tmp_path / "evaluation.json").read_text())
+    (record,) = json.loads((tiny_run / "evaluation.json").read_text())
     assert len(record["actions"]) == 16  # the saved two epochs, not today's one
 
 
@@ -199,3 +187,37 @@ def test_dqn_settings_are_sized_from_the_episode_length():
     assert kwargs["learning_starts"] == 64 and kwargs["target_update_interval"] == 80
     big = agent.dqn_kwargs(agent.Args(episodes=10), steps_per_episode=19_500)
     assert (big["learning_starts"], big["target_update_interval"]) == (1950, 3900)
+
+
+PRETRAINED = ROOT / "agents" / "pretrained" / "quick"
+
+
+def test_the_pretrained_policy_is_the_default_configuration_and_small():
+    run = read_run_config(PRETRAINED)
+    agent = agent_module()
+    assert run.env == agent.env_config(agent.Args(preset="quick"))
+    defaults = dataclasses.asdict(agent.Args())
+    for name in ("gamma", "n_steps", "frame_stack", "normalize_reward", "gradient_steps"):
+        assert run.agent[name] == defaults[name], name
+    assert run.agent["episodes"] == agent.DEFAULT_EPISODES["quick"]
+    assert sum(path.stat().st_size for path in PRETRAINED.iterdir()) < 5 * 2**20
+
+
+def test_the_pretrained_policy_evaluates_without_training(tmp_path):
+    result = run_script(
+        "agents/sb3_dqn.py",
+        "--evaluate",
+        str(PRETRAINED),
+        "--env",
+        "epochs=1",  # a tiny budget: the policy's env, one epoch long
+        "--eval-seeds",
+        "1000",
+        "--output",
+        str(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr
+    (record,) = json.loads((tmp_path / "evaluation.json").read_text())
+    steps = with_overrides(read_run_config(PRETRAINED).env, {"epochs": 1}).steps_per_episode
+    assert record["seed"] == 1000 and len(record["actions"]) == steps
+    assert 0.0 < record["final_test_accuracy"] <= 1.0
+    assert not (PRETRAINED / "evaluation.json").exists()  # the repo's folder is left alone
