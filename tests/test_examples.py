@@ -46,6 +46,9 @@ def test_compare_schedules_writes_the_table_and_figures(tmp_path):
     ]
     cosine = table[2 + names.index("cosine")]
     assert "| +0.000 ± nan (0/1) |" in cosine  # its paired difference to itself
+    dqn = table[2].split(" | ")
+    assert cosine.split(" | ")[4] == dqn[2]  # the DQN - cosine difference, seen from both
+    assert dqn[4] == "n/a"
     for figure in ("final_accuracy", "test_accuracy", "lr_schedule", "actions"):
         assert (out / f"{figure}.png").stat().st_size > 10_000
     results = json.loads((out / "results.json").read_text())
