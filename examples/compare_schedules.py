@@ -216,8 +216,11 @@ def progress(record: EpisodeRecord) -> None:
 def main() -> None:
     args = parse_args()
     output = args.output or args.run / "comparison"
-    overrides = {**parse_overrides(args.env), **({"epochs": 1} if args.small else {})}
-    config = with_overrides(read_run_config(args.run).env, overrides)
+    try:
+        overrides = {**parse_overrides(args.env), **({"epochs": 1} if args.small else {})}
+        config = with_overrides(read_run_config(args.run).env, overrides)
+    except (FileNotFoundError, ValueError) as error:
+        raise SystemExit(f"compare_schedules.py: {error}") from error
     env = LRScheduleEnv(config=config)
     print(
         f"seeds {args.seeds} on the env of {args.run / 'config.json'}"

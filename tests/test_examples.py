@@ -60,3 +60,17 @@ def test_compare_schedules_writes_the_table_and_figures(tmp_path):
     assert {"policy", "seed", "test_accuracy", "lrs", "actions", "diverged"} <= set(episode)
     replay = next(e for e in results["episodes"] if e["policy"] == "DQN mean lr, open loop")
     assert replay["lrs"] == episode["lrs"]  # one seed: the mean is the policy's own curve
+
+
+def test_compare_schedules_refuses_a_bad_env_override_in_one_line(tmp_path):
+    result = run_script(
+        "examples/compare_schedules.py",
+        "--run",
+        "agents/pretrained/quick",
+        "--env",
+        "depth=12",
+        "--output",
+        str(tmp_path / "out"),
+    )
+    assert result.returncode != 0 and "depth=12 is not a Wide ResNet depth" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
