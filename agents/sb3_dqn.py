@@ -62,7 +62,7 @@ from tqdm import tqdm
 import qan_env
 from qan_env.config import EnvConfig, learning_mdp, make_config, parse_overrides, with_overrides
 from qan_env.evaluation import HELD_OUT_SEEDS, SB3Policy, evaluate
-from qan_env.run_folder import read_run_config, write_run_config
+from qan_env.run_folder import CHECKPOINT_FOLDER, read_run_config, write_run_config
 from qan_env.training.config import resolve_device
 
 gym.register_envs(qan_env)
@@ -189,6 +189,12 @@ class ProgressBar(BaseCallback):
         self.bar.close()
 
 
+def number(value: float) -> str:
+    """7 significant digits (float32's), and 0 for -0.0: ``0.0773781``, not
+    ``0.07737809374999999``."""
+    return f"{value + 0.0:.7g}"
+
+
 class StepCSV(BaseCallback):
     """A row of ``steps.csv`` per env step, line-buffered, so the file is whole at any kill."""
 
@@ -211,11 +217,11 @@ class StepCSV(BaseCallback):
                 len(self.episodes),
                 info["epoch"],
                 info["iteration"],
-                info["lr"],
+                number(info["lr"]),
                 int(self.locals["actions"][0]),
-                original_reward(self.model),
-                info["train_loss"],
-                info.get("test_accuracy", ""),
+                number(original_reward(self.model)),
+                number(info["train_loss"]),
+                number(info["test_accuracy"]) if "test_accuracy" in info else "",
             ]
         )
         return True
@@ -309,7 +315,9 @@ def env_config(args: Args) -> EnvConfig:
     """The env of ``--preset``, ``--mdp`` and ``--env``, checked before anything is written."""
     try:
         options = learning_mdp(make_config(args.preset)) if args.mdp == "learning" else {}
-        return make_config(args.preset, **{**options, **parse_overrides(args.env)})
+        config = make_config(args.preset, **{**options, **parse_overrides(args.env)})
+        resolve_device(config.device)  # a GPU this machine lacks is refused here too
+        return config
     except ValueError as error:
         raise SystemExit(f"--env: {error}") from error
 
@@ -319,12 +327,14 @@ def run_evaluation(args: Args) -> None:
     try:
         run = read_run_config(args.evaluate)
         config = with_overrides(run.env, parse_overrides(args.env))
+        env = gym.make("qan_env/LRSchedule-v0", config=config)
+        policy = SB3Policy.load(args.evaluate)
     except (FileNotFoundError, ValueError) as error:
         raise SystemExit(f"--evaluate: {error}") from error
     preset = run.agent["preset"]
     print(
         f"evaluating {args.evaluate} greedily (preset: {preset} as saved in "
-        f"{args.evaluate / 'config.json'}, device: {resolve_device(config.device)})"
+        f"{args.evaluate / 'config.json'}, device: {env.unwrapped.device})"
     )
     if args.env:
         print(f"with --env overrides on top of the saved config: {', '.join(args.env)}")
@@ -342,9 +352,9 @@ def run_evaluation(args: Args) -> None:
             f"note: preset {preset!r} has changed since this run ({', '.join(changed)}); "
             f"evaluating on the run's own saved config"
         )
-    env = gym.make("qan_env/LRSchedule-v0", config=config)
+    if policy.note:
+        print(policy.note)
     names = env.unwrapped.action_names
-    policy = SB3Policy.load(args.evaluate)
     results = []
     for record in evaluate(env, [policy], list(args.eval_seeds)):
         final = record.test_accuracy[-1] if record.test_accuracy else math.nan
@@ -378,7 +388,7 @@ def train(args: Args) -> None:
     print(f"preset: {args.preset} (device: {resolve_device(config.device)})")
     args.output.mkdir(parents=True, exist_ok=True)
     settings = {**dataclasses.asdict(args), "output": str(args.output), "evaluate": None}
-    checkpoint = args.output / "checkpoint"
+    checkpoint = args.output / CHECKPOINT_FOLDER
     resuming = args.resume and (checkpoint / "state.json").exists()
     if resuming:
         try:

@@ -25,7 +25,7 @@ policy, seed, test accuracy per evaluated epoch, lrs, actions, diverged; and the
 ``table.md`` (final test accuracy, mean and 95% confidence interval over seeds, and the
 paired difference to cosine and to the tuned cosine, each with its interval) and the
 figures ``final_accuracy.png``, ``test_accuracy.png``, ``lr_schedule.png`` and
-``actions.png``.
+``actions.png``. ``--replot DIR`` redraws DIR's table and figures from its ``results.json``.
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ import matplotlib.pyplot as plt  # picks a file-only backend where there is no d
 import numpy as np
 
 from qan_env import LRScheduleEnv
-from qan_env.config import parse_overrides, with_overrides
+from qan_env.actions import make_actions
+from qan_env.config import EnvConfig, config_from_dict, parse_overrides, with_overrides
 from qan_env.evaluation import (
     HELD_OUT_SEEDS,
     TUNING_SEEDS,
@@ -62,7 +63,10 @@ PEAKS = (0.05, 0.1, 0.2, 0.4, 0.8)
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--run", type=Path, required=True, help="a run folder of an agent")
+    parser.add_argument("--run", type=Path, help="a run folder of an agent")
+    parser.add_argument(
+        "--replot", type=Path, metavar="DIR", help="redo DIR's table and figures from its results"
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=list(HELD_OUT_SEEDS))
     parser.add_argument("--output", type=Path, default=None, help="default: RUN/comparison")
     parser.add_argument("--tune-seeds", type=int, nargs="+", default=list(TUNING_SEEDS))
@@ -72,9 +76,11 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--only", nargs="+", metavar="NAME", help="these policies only")
     parser.add_argument(
-        "--small", action="store_true", help="one epoch, one seed, two peaks: a smoke run"
+        "--small", action="store_true", help="two epochs, one seed, two peaks: a smoke run"
     )
     args = parser.parse_args()
+    if (args.run is None) == (args.replot is None):
+        parser.error("give --run RUN_DIR (to compare) or --replot DIR (to redraw), not both")
     if overlap := set(args.seeds) & set(args.tune_seeds):
         parser.error(f"--tune-seeds must not be evaluation seeds: {sorted(overlap)}")
     if args.small:
@@ -111,23 +117,25 @@ def feedback_share(records: list[EpisodeRecord]) -> float:
     return statistics.fmean(len({actions[k] for actions in runs}) > 1 for k in range(steps))
 
 
-def write_table(
-    records: list[EpisodeRecord], early_epoch: int, final_epoch: int, path: Path
-) -> str:
+def write_table(records: list[EpisodeRecord], final_epoch: int, path: Path) -> str:
+    """One row per policy; the test accuracy at 40% of the run too, when that is an
+    earlier epoch than the last."""
+    early_epoch = max(1, round(0.4 * final_epoch))
+    early = early_epoch < final_epoch
     names = list(dict.fromkeys(record.policy for record in records))
     lines = [
         f"| policy | final test accuracy (epoch {final_epoch}) | paired difference to cosine "
-        f"(seeds won) | to the tuned cosine | the trained policy's to it "
-        f"| test accuracy after epoch {early_epoch} |",
-        "| --- | --- | --- | --- | --- | --- |",
+        f"(seeds won) | to the tuned cosine | the trained policy's to it |"
+        + (f" test accuracy after epoch {early_epoch} |" if early else ""),
+        "| --- | --- | --- | --- | --- |" + (" --- |" if early else ""),
     ]
     for name in names:
         runs = [record for record in records if record.policy == name]
         lines.append(
             f"| {name} | {interval(final_accuracies(records, name))} "
             f"| {paired(records, name, 'cosine')} | {paired(records, name, TUNED)} "
-            f"| {paired(records, POLICY, name) if name != POLICY else 'n/a'} "
-            f"| {interval([run.accuracy_at(early_epoch) for run in runs])} |"
+            f"| {paired(records, POLICY, name) if name != POLICY else 'n/a'} |"
+            + (f" {interval([run.accuracy_at(early_epoch) for run in runs])} |" if early else "")
         )
     path.write_text("\n".join(lines) + "\n")
     return "\n".join(lines)
@@ -215,17 +223,27 @@ def progress(record: EpisodeRecord) -> None:
 
 def main() -> None:
     args = parse_args()
+    if args.replot:
+        replot(args.replot)
+        return
     output = args.output or args.run / "comparison"
     try:
-        overrides = {**parse_overrides(args.env), **({"epochs": 1} if args.small else {})}
+        overrides = {**parse_overrides(args.env), **({"epochs": 2} if args.small else {})}
         config = with_overrides(read_run_config(args.run).env, overrides)
+        env = LRScheduleEnv(config=config)
     except (FileNotFoundError, ValueError) as error:
         raise SystemExit(f"compare_schedules.py: {error}") from error
-    env = LRScheduleEnv(config=config)
     print(
         f"seeds {args.seeds} on the env of {args.run / 'config.json'}"
         f"{f' with {overrides}' if overrides else ''} ({env.steps_per_episode} steps per episode)"
     )
+
+    try:
+        policy = SB3Policy.load(args.run, POLICY)
+    except FileNotFoundError as error:
+        raise SystemExit(f"compare_schedules.py: {error}") from error
+    if policy.note:
+        print(policy.note)
 
     def wanted(name: str) -> bool:
         return args.only is None or name in args.only
@@ -238,10 +256,12 @@ def main() -> None:
         tuned = Cosine(best.initial_lr, label=TUNED)
         print(f"chosen: peak {tuned.initial_lr:g}")
 
-    agent = evaluate(env, [SB3Policy.load(args.run, POLICY)], args.seeds, progress)
+    agent = evaluate(env, [policy], args.seeds, progress)
     complete = [r.lrs for r in agent if len(r.lrs) == env.steps_per_episode]
     others = [RandomPolicy(env.action_space.n)]
-    others += baselines(config.initial_lr, config.decay_rate, config.action_mode)
+    others += baselines(
+        config.initial_lr, config.decay_rate, config.action_mode, env.steps_per_episode
+    )
     others += [tuned] if tuned else []
     if complete:
         others.append(Replayed(tuple(np.mean(complete, axis=0).tolist()), label=REPLAY))
@@ -249,11 +269,6 @@ def main() -> None:
     records = agent + evaluate(env, others, args.seeds, progress)
 
     output.mkdir(parents=True, exist_ok=True)
-    final_epoch = config.epochs
-    early_epoch = max(1, round(0.4 * final_epoch))
-    print(write_table(records, early_epoch, final_epoch, output / "table.md"))
-    share = feedback_share(records)
-    print(f"the greedy policy's actions differ between seeds at {100 * share:.0f}% of steps")
     results = {
         "run": str(args.run),
         "seeds": args.seeds,
@@ -265,15 +280,34 @@ def main() -> None:
             "chosen_peak": tuned.initial_lr if tuned else None,
             "episodes": [asdict(r) for r in tuning],
         },
-        "feedback_share": share,
+        "feedback_share": feedback_share(records),
         "episodes": [asdict(r) for r in records],
     }
     (output / "results.json").write_text(json.dumps(results) + "\n")
+    write_report(records, config, output)
+
+
+def write_report(records: list[EpisodeRecord], config: EnvConfig, output: Path) -> None:
+    """``table.md`` and the figures, from the episodes: those just run, or a saved
+    ``results.json``'s (``--replot``)."""
+    print(write_table(records, config.epochs, output / "table.md"))
+    share = feedback_share(records)
+    print(f"the greedy policy's actions differ between seeds at {100 * share:.0f}% of steps")
     plot_final_accuracy(records, output / "final_accuracy.png")
     plot_test_accuracy(records, output / "test_accuracy.png")
     plot_lr(records, output / "lr_schedule.png")
-    plot_actions(records, env.action_names, output / "actions.png")
+    plot_actions(records, make_actions(config).names, output / "actions.png")
     print(f"wrote {output}: table.md, results.json and 4 figures")
+
+
+def replot(folder: Path) -> None:
+    """Rewrite ``folder``'s table and figures from its ``results.json``, running nothing."""
+    try:
+        results = json.loads((folder / "results.json").read_text())
+        config = config_from_dict(results["env"])
+    except (FileNotFoundError, KeyError, ValueError) as error:
+        raise SystemExit(f"compare_schedules.py --replot: {error}") from error
+    write_report([EpisodeRecord(**episode) for episode in results["episodes"]], config, folder)
 
 
 if __name__ == "__main__":

@@ -26,9 +26,11 @@ print(
 )
 print(f"reset: {info}")
 
-# Decay the learning rate by 5% every step and restart it every 20th step.
+# Decay the learning rate by 5% every step and restart it every 20th step (every 8th on
+# tiny, whose episodes are 16 steps).
+restart_every = min(20, env.unwrapped.steps_per_episode // 2)
 for step in range(50):
-    action = restart if step % 20 == 19 else decay
+    action = restart if step % restart_every == restart_every - 1 else decay
     observation, reward, terminated, truncated, info = env.step(action)
     if step % 5 == 4 or terminated:
         print(f"step {step + 1:3d}: action {action}, reward {reward:+.2e}, {info}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import difflib
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -245,10 +246,21 @@ def with_overrides(config: EnvConfig, overrides: dict[str, Any]) -> EnvConfig:
     fields = {field.name for field in dataclasses.fields(EnvConfig)}
     unknown = sorted(set(overrides) - fields)
     if unknown:
+        guesses = [f"{name}{_did_you_mean(name, fields)}" for name in unknown]
         raise ValueError(
-            f"unknown setting(s) {', '.join(unknown)}: allowed are {', '.join(sorted(fields))}"
+            f"unknown setting(s) {', '.join(guesses)}: allowed are {', '.join(sorted(fields))}"
         )
     return dataclasses.replace(config, **overrides)
+
+
+# Names a user of other libraries reaches for first, which no spelling distance finds.
+SYNONYMS = {"lr": "initial_lr", "learning_rate": "initial_lr", "seed": "reset(seed=...)"}
+
+
+def _did_you_mean(name: str, fields: set[str]) -> str:
+    close = difflib.get_close_matches(name, fields, n=1, cutoff=0.75)
+    guess = SYNONYMS.get(name) or (close[0] if close else None)
+    return f" (did you mean {guess}?)" if guess else ""
 
 
 def make_config(preset: str = "paper", **overrides: Any) -> EnvConfig:

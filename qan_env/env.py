@@ -146,6 +146,7 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
         elif overrides:
             config = with_overrides(config, overrides)
         self.config = config
+        self.device = resolve_device(config.device)  # refused here, not at the first reset
         self.actions = make_actions(config)
         self.monitored_layers = config.monitored_conv_layers
         self._observes_weights = config.observation in ("paper", "paper+training")
@@ -167,11 +168,6 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
         self._data: DeviceData | None = None
         self._trainer: Trainer | None = None
         self._episode_over = True
-
-    @property
-    def device(self) -> torch.device:
-        """Where training runs: ``config.device``, with "auto" meaning CUDA when present."""
-        return resolve_device(self.config.device)
 
     @property
     def total_iterations(self) -> int:

@@ -18,7 +18,7 @@ import numpy as np
 from gymnasium import spaces
 
 from qan_env.env import LRScheduleEnv
-from qan_env.run_folder import read_run_config
+from qan_env.run_folder import MODEL_FILE, model_folder, read_run_config
 from qan_env.schedules import LRSchedule
 
 #: Seeds kept for evaluation: no training episode and no tuning uses them.
@@ -92,36 +92,38 @@ class SB3Policy:
     statistics, frozen.
     """
 
-    def __init__(self, model, normalizer=None, name: str = "DQN (greedy)") -> None:
+    def __init__(self, model, normalizer=None, name: str = "DQN (greedy)", note: str = "") -> None:
         self.model = model
         self.normalizer = normalizer
         self.name = name
+        self.note = note  # said when the model is not the run's finished one
         self.frames = None  # a StackedObservations, made for the first observation
         self.episode_started = False
 
     @classmethod
     def load(cls, run_dir: str | Path, name: str = "DQN (greedy)") -> SB3Policy:
-        """The ``model.zip`` and ``vecnormalize.pkl`` that ``agents/sb3_dqn.py`` wrote.
+        """The ``model.zip`` and ``vecnormalize.pkl`` that ``agents/sb3_dqn.py`` wrote; of
+        an interrupted run, those of its last checkpoint (``note`` says so).
 
         Both are SB3's pickle-based formats: load only run folders you trust.
         """
         from stable_baselines3 import DQN
         from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecNormalize
 
-        run_dir = Path(run_dir)
         config = read_run_config(run_dir).env
-        model = DQN.load(run_dir / "model.zip", device="cpu")
+        folder, note = model_folder(run_dir)
+        model = DQN.load(folder / MODEL_FILE, device="cpu")
         normalizer = None
-        if (run_dir / "vecnormalize.pkl").exists():
+        if (folder / "vecnormalize.pkl").exists():
             # VecNormalize.load checks its statistics against an env of the run's shapes.
             single = DummyVecEnv([lambda: LRScheduleEnv(config=config)])
             stack = model.observation_space.shape[0] // single.observation_space.shape[0]
             normalizer = VecNormalize.load(
-                str(run_dir / "vecnormalize.pkl"), VecFrameStack(single, stack)
+                str(folder / "vecnormalize.pkl"), VecFrameStack(single, stack)
             )
             normalizer.training = False
             normalizer.norm_reward = False
-        return cls(model, normalizer, name)
+        return cls(model, normalizer, name, note)
 
     def reset(self, seed: int) -> None:
         self.episode_started = False

@@ -17,6 +17,8 @@ from qan_env import __version__
 from qan_env.config import EnvConfig, config_from_dict
 
 CONFIG_FILE = "config.json"
+MODEL_FILE = "model.zip"
+CHECKPOINT_FOLDER = "checkpoint"
 
 
 @dataclass(frozen=True)
@@ -48,3 +50,23 @@ def read_run_config(folder: Path) -> RunConfig:
         )
     values = json.loads(path.read_text())
     return RunConfig(config_from_dict(values["env"]), values["agent"], values["version"])
+
+
+def model_folder(folder: Path) -> tuple[Path, str]:
+    """Where a run's trained model lies, and a note when it is not the finished one: the
+    run folder once training ended, else its last checkpoint (an interrupted run)."""
+    folder = Path(folder)
+    if (folder / MODEL_FILE).is_file():
+        return folder, ""
+    checkpoint = folder / CHECKPOINT_FOLDER
+    if (checkpoint / MODEL_FILE).is_file():
+        state = json.loads((checkpoint / "state.json").read_text())
+        return checkpoint, (
+            f"note: {folder} is unfinished (no {MODEL_FILE}): evaluating its last checkpoint, "
+            f"after {len(state['episodes'])} episodes ({state['steps']} steps); "
+            f"--resume the run to finish it"
+        )
+    raise FileNotFoundError(
+        f"{folder} is unfinished and has no checkpoint yet (no {MODEL_FILE}, no "
+        f"{CHECKPOINT_FOLDER}/{MODEL_FILE}): --resume the run, or wait for its first checkpoint"
+    )

@@ -183,12 +183,13 @@ def restart_period(decay_rate: float, remaining: float = 0.01) -> int:
 
 
 def baselines(
-    initial_lr: float, decay_rate: float, action_mode: str = "paper"
+    initial_lr: float, decay_rate: float, action_mode: str, steps_per_episode: int
 ) -> list[LRSchedule | ActionSchedule]:
     """The fixed schedules a learned policy is compared with. With the paper's actions,
-    "always decay" and "restart every k" take the env's own actions; with other action
-    sets, "always decay" is the same lrs as a schedule (restarting on a clock is the
-    paper's action set only)."""
+    "always decay" and "restart every k" take the env's own actions, k being the steps
+    that decay the lr to 1%, or half the episode if that is shorter (so that it restarts
+    at least once); with other action sets, "always decay" is the same lrs as a schedule
+    (restarting on a clock is the paper's action set only)."""
     fixed: list[LRSchedule | ActionSchedule] = [
         Constant(initial_lr),
         StepDecay(initial_lr),
@@ -197,4 +198,5 @@ def baselines(
     ]
     if action_mode != "paper":
         return [*fixed, Exponential(initial_lr, decay_rate)]
-    return [*fixed, ActionSchedule(), ActionSchedule(restart_every=restart_period(decay_rate))]
+    every = max(1, min(restart_period(decay_rate), steps_per_episode // 2))
+    return [*fixed, ActionSchedule(), ActionSchedule(restart_every=every)]

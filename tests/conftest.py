@@ -17,15 +17,11 @@ from qan_env.training import data
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_script(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run ``python *args`` from the repository root, as a user would; never raises."""
+def run_script(*args: str) -> subprocess.CompletedProcess:
+    """Run ``python *args`` from the repository root, as a user would, for however long it
+    takes (no timeout: a loaded machine is slow, not wrong); never raises."""
     return subprocess.run(
-        [sys.executable, *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
+        [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, check=False
     )
 
 

@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -73,7 +74,11 @@ def test_agent_script_trains_two_tiny_episodes_and_writes_its_outputs(tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert len(summary["episodes"]) == agent.DEFAULT_EPISODES["tiny"] == 2
     with open(tmp_path / "steps.csv", newline="") as file:
-        assert "\r" not in file.read()
+        text = file.read()
+    assert "\r" not in text
+    for cell in (cell for line in text.splitlines()[1:] for cell in line.split(",") if cell):
+        digits = cell.lstrip("-").split("e")[0].replace(".", "").lstrip("0")
+        assert len(digits) <= 7 and cell != "-0", cell  # float32 precision, no -0.0
     with open(tmp_path / "steps.csv") as file:
         rows = list(csv.DictReader(file))
     assert len(rows) == summary["steps"] == 2 * expected.steps_per_episode
@@ -103,8 +108,7 @@ def test_resume_after_an_interrupted_run_continues_from_the_checkpoint(tmp_path)
         command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     state_file = tmp_path / "checkpoint" / "state.json"
-    deadline = time.monotonic() + 240
-    while not state_file.exists() and time.monotonic() < deadline and process.poll() is None:
+    while not state_file.exists() and process.poll() is None:
         time.sleep(0.02)
     process.kill()  # interrupted part way through episode 2 (or later)
     process.wait()
@@ -157,6 +161,26 @@ def test_evaluate_uses_the_saved_config_when_the_preset_has_changed(tiny_run, mo
     assert len(record["actions"]) == 16  # the saved two epochs, not today's one
 
 
+def test_evaluate_of_an_unfinished_run_uses_its_checkpoint_or_says_what_to_do(tiny_run, tmp_path):
+    unfinished = tmp_path / "run"
+    shutil.copytree(tiny_run, unfinished)
+    for name in ("model.zip", "vecnormalize.pkl", "summary.json"):  # as if killed
+        (unfinished / name).unlink()
+    result = run_script("agents/sb3_dqn.py", "--evaluate", str(unfinished), "--eval-seeds", "4")
+    assert result.returncode == 0, result.stderr
+    assert (
+        f"note: {unfinished} is unfinished (no model.zip): evaluating its last checkpoint, "
+        "after 1 episodes (16 steps)" in result.stdout
+    )
+    assert len(json.loads((unfinished / "evaluation.json").read_text())) == 1
+
+    shutil.rmtree(unfinished / "checkpoint")
+    result = run_script("agents/sb3_dqn.py", "--evaluate", str(unfinished))
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert f"--evaluate: {unfinished} is unfinished and has no checkpoint yet" in result.stderr
+    assert "--resume the run" in result.stderr
+
+
 def test_evaluate_refuses_a_folder_without_config_json(tmp_path):
     (tmp_path / "summary.json").write_text('{"preset": "tiny", "env_overrides": {}}')
     result = run_script("agents/sb3_dqn.py", "--evaluate", str(tmp_path))
@@ -168,7 +192,7 @@ def test_evaluate_refuses_a_folder_without_config_json(tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--env", "epoch=5"], "--env: unknown setting(s) epoch"),
+        (["--env", "epoch=5"], "--env: unknown setting(s) epoch (did you mean epochs?)"),
         (["--env", "depth=12"], "--env: depth=12 is not a Wide ResNet depth"),
         (["--seed", str(HELD_OUT_SEEDS[0])], "is a held-out evaluation seed"),
     ],

@@ -71,10 +71,15 @@ def test_bad_values_are_refused_with_field_value_and_rule(field, value, allowed)
 def test_unknown_preset_and_unknown_setting_are_refused():
     with pytest.raises(ValueError, match=r"preset='huge' is not allowed: one of \('paper'"):
         make_config("huge")
-    with pytest.raises(ValueError, match=r"unknown setting\(s\) learning_rate: allowed are .*"):
+    with pytest.raises(
+        ValueError,
+        match=r"unknown setting\(s\) learning_rate \(did you mean initial_lr\?\): allowed are",
+    ):
         make_config("tiny", learning_rate=0.1)
     with pytest.raises(ValueError, match="unknown setting"):
         LRScheduleEnv(preset="tiny", lr=0.1)
+    with pytest.raises(ValueError, match=r"depht \(did you mean depth\?\), epoch \(did you"):
+        make_config("tiny", epoch=3, depht=10)
 
 
 def test_unknown_layer_name_lists_the_conv_layers():

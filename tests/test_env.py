@@ -259,12 +259,18 @@ def test_a_whole_config_with_overrides_on_top():
         LRScheduleEnv(config=config, iterations_per_step=0)
 
 
-def test_cuda_requested_without_cuda_is_a_clear_error():
+def test_cuda_requested_without_cuda_is_refused_at_construction():
     if torch.cuda.is_available():
         pytest.skip("CUDA is present here")
-    env = LRScheduleEnv(preset="tiny", device="cuda")
-    with pytest.raises(RuntimeError, match="CUDA is not available"):
-        env.reset(seed=0)
+    config = qan_env.make_config("tiny", device="cuda")  # a config may be read elsewhere
+    for make in (
+        lambda: gym.make("qan_env/LRSchedule-v0", preset="tiny", device="cuda"),
+        lambda: LRScheduleEnv(config=config),
+    ):
+        with pytest.raises(
+            ValueError, match=r"device=.cuda. is not allowed.*CUDA is not available"
+        ):
+            make()
 
 
 def test_registration_is_idempotent_and_module_prefixed_ids_work():

@@ -86,8 +86,8 @@ def test_restart_every_k_steps(env):
     assert restart_period(0.05) == 90 and LR0 * 0.95**90 <= 0.01 * LR0 < LR0 * 0.95**89
 
 
-def test_baselines_are_the_six_named_schedules():
-    names = [schedule.name for schedule in baselines(LR0, 0.05)]
+def test_baselines_are_the_six_named_schedules_and_restart_within_the_episode():
+    names = [schedule.name for schedule in baselines(LR0, 0.05, "paper", steps_per_episode=400)]
     assert names == [
         "constant 0.1",
         "WRN step",
@@ -96,6 +96,8 @@ def test_baselines_are_the_six_named_schedules():
         "always decay",
         "restart every 90",
     ]
+    short = baselines(LR0, 0.05, "paper", steps_per_episode=16)[-1]
+    assert short.name == "restart every 8"  # 90 steps would never come in 16
 
 
 def test_evaluate_records_every_policy_on_every_seed(env):
@@ -171,7 +173,7 @@ def test_always_decay_as_a_schedule_gives_the_decay_actions_lrs(env):
     as_actions = run_episode(env, ActionSchedule(), seed=0).lrs
     as_schedule = lrs_of(env, Exponential(LR0, 0.05))
     np.testing.assert_allclose(as_schedule, as_actions, rtol=1e-12)
-    names = [b.name for b in baselines(LR0, 0.05, action_mode="anchored")]
+    names = [b.name for b in baselines(LR0, 0.05, "anchored", steps_per_episode=400)]
     assert names == ["constant 0.1", "WRN step", "cosine", "SGDR", "always decay"]
 
 

@@ -12,6 +12,7 @@ def test_quickstart():
     assert result.returncode == 0, result.stderr
     assert "observation: 193 numbers" in result.stdout
     assert "'test_accuracy'" in result.stdout.splitlines()[-1]
+    assert "step  16: action 1" in result.stdout  # it restarts within tiny's 16 steps
 
 
 def test_custom_agent_trains_and_acts_greedily():
@@ -49,10 +50,13 @@ def test_compare_schedules_writes_the_table_and_figures(tmp_path):
     dqn = table[2].split(" | ")
     assert cosine.split(" | ")[4] == dqn[2]  # the DQN - cosine difference, seen from both
     assert dqn[4] == "n/a"
-    for figure in ("final_accuracy", "test_accuracy", "lr_schedule", "actions"):
+    assert "final test accuracy (epoch 2)" in table[0] and "after epoch 1 |" in table[0]
+    figures = ("final_accuracy", "test_accuracy", "lr_schedule", "actions")
+    for figure in figures:
         assert (out / f"{figure}.png").stat().st_size > 10_000
     results = json.loads((out / "results.json").read_text())
-    assert len(results["episodes"]) == len(names) and results["env_overrides"] == {"epochs": 1}
+    assert len(results["episodes"]) == len(names) and results["env_overrides"] == {"epochs": 2}
+    assert results["episodes"][0]["epochs"] == [1, 2]  # two points on the accuracy plot
     assert (
         results["tuning"]["chosen_peak"] in (0.05, 0.1) and len(results["tuning"]["episodes"]) == 2
     )
@@ -60,6 +64,13 @@ def test_compare_schedules_writes_the_table_and_figures(tmp_path):
     assert {"policy", "seed", "test_accuracy", "lrs", "actions", "diverged"} <= set(episode)
     replay = next(e for e in results["episodes"] if e["policy"] == "DQN mean lr, open loop")
     assert replay["lrs"] == episode["lrs"]  # one seed: the mean is the policy's own curve
+
+    for name in ("table.md", *(f"{figure}.png" for figure in figures)):
+        (out / name).unlink()
+    result = run_script("examples/compare_schedules.py", "--replot", str(out))
+    assert result.returncode == 0, result.stderr
+    assert (out / "table.md").read_text().splitlines() == table  # redrawn, nothing rerun
+    assert all((out / f"{figure}.png").is_file() for figure in figures)
 
 
 def test_compare_schedules_refuses_a_bad_env_override_in_one_line(tmp_path):

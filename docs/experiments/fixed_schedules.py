@@ -38,7 +38,12 @@ def main() -> None:
     if not args.cosine_only:
         schedules += [
             s
-            for s in baselines(config.initial_lr, config.decay_rate, config.action_mode)
+            for s in baselines(
+                config.initial_lr,
+                config.decay_rate,
+                config.action_mode,
+                config.steps_per_episode,
+            )
             if s.name != "cosine"
         ]
     records = evaluate(

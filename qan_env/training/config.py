@@ -121,14 +121,15 @@ class TrainingConfig:
 
 
 def resolve_device(name: str) -> torch.device:
-    """The torch device of a config's ``device``; "auto" is CUDA when present."""
+    """The torch device of a config's ``device``; "auto" is CUDA when present. A config may
+    name a GPU that this machine lacks (it may be read elsewhere); an env refuses it."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(
-            f"device={name!r} but CUDA is not available here: use device='cpu' or 'auto'"
-        )
+        refuse("device", name, "'cpu' or 'auto' here: CUDA is not available")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        refuse("device", name, f"a GPU index below {torch.cuda.device_count()}")
     return device
 
 
