@@ -47,9 +47,10 @@ import dataclasses
 import json
 import math
 import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TextIO
 
 import gymnasium as gym
 import torch
@@ -163,6 +164,21 @@ def original_reward(model: DQN) -> float:
     return float(model.get_vec_normalize_env().get_original_reward()[0])
 
 
+class LogLines:
+    """A file for tqdm that turns its in-place redraws into whole lines, for a log."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> None:
+        line = text.replace("\r", "").strip()
+        if line:
+            self.stream.write(line + "\n")
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
 # SB3's ProgressBarCallback needs `rich` and shows no env state; this is tqdm with the run's.
 class ProgressBar(BaseCallback):
     """A bar over env steps with the episode, epoch, lr and loss."""
@@ -172,17 +188,27 @@ class ProgressBar(BaseCallback):
         self.total_steps, self.episodes = total_steps, episodes
 
     def _on_training_start(self) -> None:
-        self.bar = tqdm(total=self.total_steps, initial=self.num_timesteps, unit="step")
+        # In a terminal, a live bar; in a log file (nohup, CI), a plain line every minute.
+        terminal = sys.stderr.isatty()
+        self.bar = tqdm(
+            total=self.total_steps,
+            initial=self.num_timesteps,
+            unit="step",
+            file=sys.stderr if terminal else LogLines(sys.stderr),
+            ncols=None if terminal else 120,
+            mininterval=0.1 if terminal else 60,
+        )
 
     def _on_step(self) -> bool:
         info = self.locals["infos"][0]
-        self.bar.update(1)
         self.bar.set_postfix(
             episode=len(self.episodes),
             epoch=info["epoch"],
             lr=f"{info['lr']:.2e}",
             loss=f"{info['train_loss']:.3f}",
+            refresh=False,  # the bar redraws at its own pace (update)
         )
+        self.bar.update(1)
         return True
 
     def _on_training_end(self) -> None:

@@ -63,6 +63,10 @@ def test_agent_script_trains_two_tiny_episodes_and_writes_its_outputs(tmp_path):
     result = run_script("agents/sb3_dqn.py", *args)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0] == "preset: tiny (device: cpu)"
+    # Not a terminal: the progress bar comes as whole lines of a fixed width, for a log.
+    assert "\r" not in result.stderr
+    bar = [line for line in result.stderr.splitlines() if "step/s" in line]
+    assert bar[-1].startswith("100%|") and all(len(line) <= 120 for line in bar)
     for name in ("config.json", "model.zip", "vecnormalize.pkl", "steps.csv", "summary.json"):
         assert (tmp_path / name).is_file(), name
     config = json.loads((tmp_path / "config.json").read_text())
