@@ -10,6 +10,7 @@ import gymnasium as gym
 from qan_env.config import PRESETS, EnvConfig, learning_mdp, make_config
 from qan_env.env import LRScheduleEnv
 from qan_env.features import weight_statistics
+from qan_env.training.data import DatasetError, ImageSet, register_dataset
 
 __version__ = "0.2.0"  # the package's one version: pyproject.toml reads it from here
 ENTRY_POINT = "qan_env.env:LRScheduleEnv"
@@ -40,11 +41,14 @@ register_envs()
 __all__ = [
     "ENV_IDS",
     "PRESETS",
+    "DatasetError",
     "EnvConfig",
+    "ImageSet",
     "LRScheduleEnv",
     "__version__",
     "learning_mdp",
     "make_config",
+    "register_dataset",
     "register_envs",
     "weight_statistics",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,7 @@ def _md5(path: Path) -> str:
 @pytest.fixture
 def cifar10_dir(tmp_path, monkeypatch):
     """A small CIFAR-10 folder, with torchvision's checksum table set to these files' sums
-    and the env's table of training-set sizes to their size.
+    and the data set's training size (``data.SOURCES``) to theirs.
 
     Everything else, from unpickling to the HWC layout, is torchvision's own loading code.
     """
@@ -53,5 +54,6 @@ def cifar10_dir(tmp_path, monkeypatch):
     )
     meta = dict(CIFAR10.meta, md5=_md5(folder / CIFAR10.meta["filename"]))
     monkeypatch.setattr(CIFAR10, "meta", meta)
-    monkeypatch.setitem(data.TRAIN_SIZES, "cifar10", len(CIFAR10.train_list) * TRAIN_PER_BATCH)
+    size = len(CIFAR10.train_list) * TRAIN_PER_BATCH
+    monkeypatch.setitem(data.SOURCES, "cifar10", replace(data.SOURCES["cifar10"], train_size=size))
     return tmp_path, written

@@ -38,7 +38,11 @@ def test_every_preset_is_valid_and_overridable(preset):
         ("depth", "40", r"6n\+4"),
         ("initial_lr", -0.1, "> 0.0"),
         ("initial_lr", float("nan"), "finite"),
-        ("dataset", "imagenet", r"one of \('cifar10', 'synthetic'\)"),
+        (
+            "dataset",
+            "imagenet",
+            r"one of \('cifar10', .*'synthetic'\), or a name given to qan_env.register_dataset",
+        ),
         ("batch_size", 0, ">= 1"),
         ("batch_size", 512, r"at most synthetic_train_size \(256\)"),
         ("epochs", 2.5, "integer"),

@@ -3,6 +3,7 @@ registration."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import pickle
 import warnings
@@ -231,7 +232,8 @@ def test_cifar10_episode_runs_on_files_in_cifar10_format(cifar10_dir):
 
 def test_a_data_set_of_another_size_than_the_config_says_is_refused(cifar10_dir, monkeypatch):
     root, _ = cifar10_dir
-    monkeypatch.setitem(qan_env.training.data.TRAIN_SIZES, "cifar10", 50_000)  # the real size
+    cifar10 = dataclasses.replace(qan_env.training.data.SOURCES["cifar10"], train_size=50_000)
+    monkeypatch.setitem(qan_env.training.data.SOURCES, "cifar10", cifar10)  # the real size
     env = LRScheduleEnv(preset="tiny", dataset="cifar10", data_dir=str(root), batch_size=50)
     assert env.steps_per_episode == 2 * (50_000 // 50)
     with pytest.raises(qan_env.training.data.DatasetError, match="has 200 training images where"):

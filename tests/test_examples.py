@@ -15,6 +15,14 @@ def test_quickstart():
     assert "step  16: action 1" in result.stdout  # it restarts within tiny's 16 steps
 
 
+def test_own_data_registers_arrays_and_runs_an_episode_on_them():
+    result = run_script("examples/own_data.py", "--small")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "256 training images, 2 steps per episode"
+    assert lines[1].startswith("cosine from 0.1: final test accuracy 0.")
+
+
 def test_custom_agent_trains_and_acts_greedily():
     result = run_script("examples/custom_agent.py", "--small")
     assert result.returncode == 0, result.stderr

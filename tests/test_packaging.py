@@ -5,7 +5,15 @@ from __future__ import annotations
 import tomllib
 from conftest import ROOT, run_script
 
-EXTRAS_ONLY = ("stable_baselines3", "tqdm", "tensorboard", "tyro", "matplotlib", "scipy")
+EXTRAS_ONLY = (
+    "stable_baselines3",
+    "tqdm",
+    "tensorboard",
+    "tyro",
+    "matplotlib",
+    "scipy",
+    "sklearn",
+)
 
 # Import qan_env and run a tiny episode, every extra-only package made unimportable.
 EPISODE_WITHOUT_EXTRAS = f"""
@@ -37,4 +45,5 @@ def test_the_extras_carry_the_agent_and_test_tools():
     for name in ("stable-baselines3", "tqdm", "tensorboard", "tyro", "matplotlib", "scipy"):
         assert name not in core
     assert any(name.startswith("stable-baselines3") for name in extras["agents"])
-    assert "qan_env[agents,plot]" in extras["test"]
+    assert "qan_env[agents,plot,digits]" in extras["test"]
+    assert extras["digits"] == ["scikit-learn>=1.3"]  # the digits data set, no download

@@ -25,11 +25,13 @@ class TrainingConfig:
     """One training run: data, network, optimizer, budget and where it runs."""
 
     dataset: str = "cifar10"
-    """The data set: "cifar10" (torchvision) or "synthetic" (generated, no download)."""
+    """The data set: "cifar10", "cifar100", "svhn", "mnist", "fashion_mnist" (torchvision,
+    from ``data_dir``), "digits" (scikit-learn's, no download), "synthetic" (generated, no
+    download), or a name given to ``qan_env.register_dataset`` (in memory)."""
     data_dir: str = "~/.cache/qan_env"
-    """Where CIFAR-10 is read from (and downloaded to)."""
+    """Where torchvision's data sets are read from (and downloaded to)."""
     download: bool = False
-    """Download CIFAR-10 into ``data_dir`` when it is not there."""
+    """Download a torchvision data set into ``data_dir`` when it is not there."""
     synthetic_train_size: int = 50_000
     """Training images of the synthetic set."""
     synthetic_test_size: int = 10_000
@@ -65,7 +67,15 @@ class TrainingConfig:
     """``torch.compile`` the network (slow first steps)."""
 
     def __post_init__(self) -> None:
-        check_choice(self, "dataset", data.DATASETS)
+        if self.dataset not in data.SOURCES:
+            refuse(
+                "dataset",
+                self.dataset,
+                f"one of {tuple(data.SOURCES)}, or a name given to qan_env.register_dataset "
+                f"in this process first",
+            )
+        if not isinstance(self.data_dir, str):
+            refuse("data_dir", self.data_dir, "a folder, as a string")
         check_choice(self, "precision", PRECISIONS)
         for flag in ("download", "nesterov", "channels_last", "compile_model"):
             check_flag(self, flag)
@@ -99,11 +109,9 @@ class TrainingConfig:
 
     @property
     def dataset_train_size(self) -> int:
-        """Images of the data set's training split: the synthetic set's size, or the named
-        data set's."""
-        if self.dataset == "synthetic":
-            return self.synthetic_train_size
-        return data.TRAIN_SIZES[self.dataset]
+        """Images of the data set's training split, known before it is read: the synthetic
+        set's size, or the named data set's."""
+        return data.SOURCES[self.dataset].train_size or self.synthetic_train_size
 
     @property
     def train_size(self) -> int:

@@ -1,8 +1,12 @@
-"""Image data: CIFAR-10 through torchvision, an embedded synthetic set, a device-resident loader.
+"""Image data: torchvision's data sets, scikit-learn's digits, an embedded synthetic set,
+in-memory sets, and a device-resident loader.
 
-Both data sets come back as uint8 ``[N, 3, 32, 32]`` images and int64 labels. The loader keeps
-the whole training set on the device and draws augmented batches there (random crop with
-4-pixel zero padding, horizontal flip) with no per-sample Python and no worker processes.
+Every data set comes back as uint8 ``[N, C, H, W]`` images and int64 labels; the network's
+input channels and classes follow the data. ``SOURCES`` names them all, with what is known
+before reading them (the training size, whether mirrored images keep their labels). The
+loader keeps the whole training set on the device and draws augmented batches there
+(random crop with 4-pixel zero padding, and a horizontal flip where the set allows one)
+with no per-sample Python and no worker processes.
 """
 
 from __future__ import annotations
@@ -10,23 +14,24 @@ from __future__ import annotations
 import functools
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
+from qan_env.validation import refuse
+
 if TYPE_CHECKING:
     from qan_env.training.config import TrainingConfig
 
-#: The data sets a config can name.
-DATASETS = ("cifar10", "synthetic")
-#: Training images of each named data set whose size is fixed (the synthetic set's is set).
-TRAIN_SIZES = {"cifar10": 50_000}
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CROP_PADDING = 4
+#: The UCI digits (scikit-learn's copy): the images kept for testing, the rest train.
+DIGITS_TEST_SIZE = 360
 
 
 class DatasetError(RuntimeError):
@@ -35,7 +40,7 @@ class DatasetError(RuntimeError):
 
 @dataclass(frozen=True)
 class ImageSet:
-    """uint8 images ``[N, 3, H, W]`` and int64 labels ``[N]`` of one split."""
+    """uint8 images ``[N, C, H, W]`` and int64 labels ``[N]`` (0 to classes - 1) of one split."""
 
     images: torch.Tensor
     labels: torch.Tensor
@@ -50,6 +55,70 @@ class ImageSet:
         """The images at ``indices`` (a copy, on this set's device)."""
         indices = indices.to(self.labels.device)
         return ImageSet(self.images[indices], self.labels[indices])
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """A data set a config can name: how to read its two splits, and what is known about it
+    before any file is read."""
+
+    read: Callable[[DataFields], tuple[ImageSet, ImageSet]]
+    train_size: int | None
+    """Training images; None: the config sets it (the synthetic set)."""
+    classes: int
+    """Classes: the network's outputs."""
+    flip: bool
+    """Whether a mirrored image keeps its label (clothes, objects: yes; digits: no), so
+    whether training draws random horizontal flips."""
+
+
+def _torchvision_reader(
+    class_name: str, folder: str, split: Callable[[bool], dict[str, Any]]
+) -> Callable[[DataFields], tuple[ImageSet, ImageSet]]:
+    """Read a torchvision data set's train and test splits from ``config.data_dir``.
+
+    ``split(train)`` gives the class's keyword for a split; ``folder`` is where its files
+    go under ``data_dir``, for the message when they are missing.
+    """
+
+    def read(config: DataFields) -> tuple[ImageSet, ImageSet]:
+        import torchvision.datasets
+
+        dataset_class = getattr(torchvision.datasets, class_name)
+        root = Path(config.data_dir).expanduser()
+        how = (
+            f"Pass download=True to fetch it with torchvision, or put torchvision's files for "
+            f"{class_name} in {root / folder}."
+        )
+        try:
+            train = dataset_class(str(root), download=config.download, **split(True))
+            test = dataset_class(str(root), download=config.download, **split(False))
+        except RuntimeError as error:
+            raise DatasetError(
+                f"{class_name} was not found in {root / folder}, or its files are incomplete "
+                f"or corrupt ({error}). {how}"
+            ) from error
+        except OSError as error:  # a failed download: no network, a refused connection
+            raise DatasetError(
+                f"{class_name} could not be downloaded into {root}: {error}. {how}"
+            ) from error
+        return _from_torchvision(train), _from_torchvision(test)
+
+    return read
+
+
+def _from_torchvision(dataset) -> ImageSet:
+    """A torchvision data set's arrays as an ``ImageSet``: CIFAR's ``[N, H, W, C]`` arrays,
+    SVHN's ``[N, C, H, W]`` ones and MNIST's ``[N, H, W]`` tensors."""
+    images = torch.as_tensor(np.asarray(dataset.data))
+    if images.ndim == 3:
+        images = images.unsqueeze(1)
+    elif images.shape[-1] in (1, 3):
+        images = images.permute(0, 3, 1, 2)
+    labels = getattr(dataset, "targets", None)
+    if labels is None:
+        labels = dataset.labels
+    return ImageSet(images.contiguous(), torch.as_tensor(np.asarray(labels), dtype=torch.int64))
 
 
 def load_cifar10(data_dir: str | os.PathLike, download: bool = False) -> tuple[ImageSet, ImageSet]:
@@ -89,40 +158,28 @@ def load_cifar10(data_dir: str | os.PathLike, download: bool = False) -> tuple[I
     return _from_torchvision(train), _from_torchvision(test)
 
 
-def load_dataset(config: TrainingConfig) -> tuple[ImageSet, ImageSet]:
-    """Train and test splits of ``config.dataset`` on the CPU.
+def load_digits() -> tuple[ImageSet, ImageSet]:
+    """The UCI handwritten digits that scikit-learn ships (1,797 8x8 images, 10 classes, no
+    download), upsampled to 32x32 grey images; a fixed draw of 360 is the test split.
 
-    Cached by the data fields alone, so environments in one process share one read-only
-    host copy whatever their other settings.
+    Real images on any machine: a check that a policy learned on the synthetic set is not
+    tied to it. Needs scikit-learn (``pip install 'qan_env[digits]'``).
     """
-    return _load(
-        config.dataset,
-        config.data_dir,
-        config.download,
-        config.synthetic_train_size,
-        config.synthetic_test_size,
-        config.synthetic_seed,
-    )
-
-
-@functools.lru_cache(maxsize=4)
-def _load(
-    dataset: str,
-    data_dir: str,
-    download: bool,
-    synthetic_train_size: int,
-    synthetic_test_size: int,
-    synthetic_seed: int,
-) -> tuple[ImageSet, ImageSet]:
-    if dataset == "cifar10":
-        return load_cifar10(data_dir, download)
-    return synthetic_cifar(synthetic_train_size, synthetic_test_size, synthetic_seed)
-
-
-def _from_torchvision(dataset) -> ImageSet:
-    images = torch.from_numpy(np.ascontiguousarray(dataset.data.transpose(0, 3, 1, 2)))
-    labels = torch.tensor(dataset.targets, dtype=torch.int64)
-    return ImageSet(images, labels)
+    try:
+        from sklearn.datasets import load_digits as sklearn_digits
+    except ImportError as error:
+        raise DatasetError(
+            "dataset='digits' reads scikit-learn's copy of the UCI digits: install it with "
+            "pip install 'qan_env[digits]' (or pip install scikit-learn)"
+        ) from error
+    digits = sklearn_digits()
+    pixels = torch.from_numpy(digits.images).float().unsqueeze(1)  # [N, 1, 8, 8], 0 to 16
+    upsampled = F.interpolate(pixels, size=32, mode="bilinear", align_corners=False)
+    images = (upsampled * (255 / 16)).round().clamp(0, 255).to(torch.uint8)
+    labels = torch.from_numpy(digits.target).to(torch.int64)
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
+    test, train = order[:DIGITS_TEST_SIZE], order[DIGITS_TEST_SIZE:]
+    return ImageSet(images[train], labels[train]), ImageSet(images[test], labels[test])
 
 
 # The synthetic set: every image is a sum of colour plane waves. A bank of wave components
@@ -209,8 +266,144 @@ def _synthetic_split(size: int, bank: tuple, generator: torch.Generator) -> Imag
     return ImageSet(images, labels)
 
 
+#: The data sets a config can name (``register_dataset`` adds in-memory ones).
+SOURCES: dict[str, DataSource] = {
+    "cifar10": DataSource(lambda c: load_cifar10(c.data_dir, c.download), 50_000, 10, flip=True),
+    "cifar100": DataSource(
+        _torchvision_reader("CIFAR100", "cifar-100-python", lambda train: {"train": train}),
+        50_000,
+        100,
+        flip=True,
+    ),
+    "svhn": DataSource(
+        _torchvision_reader("SVHN", "", lambda train: {"split": "train" if train else "test"}),
+        73_257,
+        10,
+        flip=False,
+    ),
+    "mnist": DataSource(
+        _torchvision_reader("MNIST", "MNIST/raw", lambda train: {"train": train}),
+        60_000,
+        10,
+        flip=False,
+    ),
+    "fashion_mnist": DataSource(
+        _torchvision_reader("FashionMNIST", "FashionMNIST/raw", lambda train: {"train": train}),
+        60_000,
+        10,
+        flip=True,
+    ),
+    "digits": DataSource(lambda c: load_digits(), 1797 - DIGITS_TEST_SIZE, 10, flip=False),
+    "synthetic": DataSource(
+        lambda c: synthetic_cifar(c.synthetic_train_size, c.synthetic_test_size, c.synthetic_seed),
+        None,
+        SYNTHETIC_CLASSES,
+        flip=True,
+    ),
+}
+BUILT_IN = tuple(SOURCES)
+#: The in-memory sets of this process, by name; their reads are not cached (no files).
+_REGISTERED: set[str] = set()
+
+
+def register_dataset(
+    name: str, train: ImageSet, test: ImageSet, classes: int | None = None, flip: bool = False
+) -> None:
+    """Make ``train`` and ``test`` a data set that configs can name: ``dataset=name``.
+
+    Any image size, any number of channels and classes: the network's input channels and
+    classes follow the data. Images are uint8 ``[N, C, H, W]``, labels int64 ``[N]`` from 0
+    to ``classes`` - 1 (default: one more than the largest label), the two splits of the
+    same image shape. ``flip``: whether training may mirror the images (only if a mirrored
+    image keeps its label). The name lives in this process only: register it again
+    wherever the env is made (a run's ``config.json`` names it, it does not hold it).
+    Registering a name again replaces its data.
+    """
+    if not isinstance(name, str) or not name or name in BUILT_IN:
+        refuse("name", name, f"a new non-empty name, not a built-in data set {BUILT_IN}")
+    for split, images in (("train", train), ("test", test)):
+        if not isinstance(images, ImageSet):
+            refuse(split, type(images).__name__, "an ImageSet(images, labels)")
+        _check_split(split, images)
+    if train.images.shape[1:] != test.images.shape[1:]:
+        refuse(
+            "test",
+            f"images of shape {tuple(test.images.shape[1:])}",
+            f"the training images' shape [C, H, W] = {tuple(train.images.shape[1:])}",
+        )
+    if not isinstance(flip, bool):
+        refuse("flip", flip, "True or False")
+    largest = int(max(train.labels.max(), test.labels.max()))
+    if classes is None:
+        classes = largest + 1
+    if isinstance(classes, bool) or not isinstance(classes, int) or classes <= largest:
+        refuse("classes", classes, f"an integer above the largest label, {largest}")
+    if classes < 2:
+        refuse("classes", classes, "at least 2: one class leaves nothing to learn")
+    train_copy = ImageSet(train.images.cpu().contiguous(), train.labels.cpu())
+    test_copy = ImageSet(test.images.cpu().contiguous(), test.labels.cpu())
+    SOURCES[name] = DataSource(lambda c: (train_copy, test_copy), len(train), classes, flip)
+    _REGISTERED.add(name)
+    _load.cache_clear()  # a name registered again must not serve the old data
+
+
+def _check_split(split: str, data: ImageSet) -> None:
+    images, labels = data.images, data.labels
+    if images.dtype != torch.uint8 or images.ndim != 4:
+        refuse(
+            f"{split}.images",
+            f"a {images.dtype} tensor of shape {tuple(images.shape)}",
+            "uint8 [N, C, H, W] (grey images too: C = 1)",
+        )
+    if labels.dtype != torch.int64 or labels.shape != (len(images),):
+        refuse(
+            f"{split}.labels",
+            f"a {labels.dtype} tensor of shape {tuple(labels.shape)}",
+            f"int64 of shape ({len(images)},), one label per image",
+        )
+    if len(labels) == 0 or int(labels.min()) < 0:
+        refuse(f"{split}.labels", "empty or negative", "class indices 0, 1, ... for every image")
+
+
+@dataclass(frozen=True)
+class DataFields:
+    """The fields of a config that say which images a run reads, and nothing else: two
+    configs with the same ones share one read of the data."""
+
+    dataset: str
+    data_dir: str
+    download: bool
+    synthetic_train_size: int
+    synthetic_test_size: int
+    synthetic_seed: int
+
+
+def load_dataset(config: TrainingConfig) -> tuple[ImageSet, ImageSet]:
+    """Train and test splits of ``config.dataset`` on the CPU.
+
+    Sets read from files or generated are cached by the data fields alone, so environments
+    in one process share one read-only host copy whatever their other settings.
+    """
+    fields = DataFields(
+        config.dataset,
+        config.data_dir,
+        config.download,
+        config.synthetic_train_size,
+        config.synthetic_test_size,
+        config.synthetic_seed,
+    )
+    if config.dataset in _REGISTERED:
+        return SOURCES[config.dataset].read(fields)
+    return _load(fields)
+
+
+@functools.lru_cache(maxsize=4)
+def _load(fields: DataFields) -> tuple[ImageSet, ImageSet]:
+    return SOURCES[fields.dataset].read(fields)
+
+
 def channel_statistics(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and std of uint8 images on the [0, 1] scale, shaped ``[1, 3, 1, 1]``."""
+    """Per-channel mean and std of uint8 images on the [0, 1] scale, shaped ``[1, C, 1, 1]``."""
     scaled = images.float().div_(255)
     return (
         scaled.mean(dim=(0, 2, 3)).view(1, -1, 1, 1),
@@ -230,12 +423,16 @@ class Normalizer:
 
 
 def crop_and_flip(
-    images: torch.Tensor, generator: torch.Generator | None, padding: int = CROP_PADDING
+    images: torch.Tensor,
+    generator: torch.Generator | None,
+    padding: int = CROP_PADDING,
+    flip: bool = True,
 ) -> torch.Tensor:
     """Random crop after zero padding and random horizontal flip, batched, as one gather.
 
     Equivalent per image to torchvision's ``RandomCrop(size, padding)`` followed by
-    ``RandomHorizontalFlip()``, and on the same device as ``images``.
+    ``RandomHorizontalFlip()`` (without it when ``flip`` is False), and on the same device
+    as ``images``.
     """
     batch, channels, height, width = images.shape
     device = images.device
@@ -243,9 +440,11 @@ def crop_and_flip(
     padded_width = width + 2 * padding
     top = torch.randint(0, 2 * padding + 1, (batch, 1, 1), generator=generator, device=device)
     left = torch.randint(0, 2 * padding + 1, (batch, 1, 1), generator=generator, device=device)
-    flip = torch.rand(batch, 1, 1, generator=generator, device=device) < 0.5
     columns = torch.arange(width, device=device)
-    columns = left + torch.where(flip, columns.flip(0), columns)  # [batch, 1, width]
+    if flip:
+        mirrored = torch.rand(batch, 1, 1, generator=generator, device=device) < 0.5
+        columns = torch.where(mirrored, columns.flip(0), columns)  # [batch, 1, width]
+    columns = left + columns
     rows = top + torch.arange(height, device=device).view(1, height, 1)  # [batch, height, 1]
     source = (rows * padded_width + columns).view(batch, 1, height * width)
     flat = padded.view(batch, channels, -1)
@@ -257,8 +456,8 @@ class DeviceLoader:
 
     One epoch is ``len(data) // batch_size`` batches (the incomplete last batch is dropped,
     so every batch has the same shape). The order is drawn on the CPU from
-    ``shuffle_generator`` once per epoch; augmentation draws on the device from
-    ``augment_generator``.
+    ``shuffle_generator`` once per epoch; augmentation (crops, and flips with ``flip``)
+    draws on the device from ``augment_generator``.
     """
 
     def __init__(
@@ -269,6 +468,7 @@ class DeviceLoader:
         shuffle_generator: torch.Generator,
         augment_generator: torch.Generator | None,
         augment: bool = True,
+        flip: bool = True,
     ) -> None:
         if batch_size > len(data):
             raise ValueError(
@@ -279,13 +479,13 @@ class DeviceLoader:
         self.normalizer = normalizer
         self.shuffle_generator = shuffle_generator
         self.augment_generator = augment_generator
-        self.augment = augment
+        self.augment, self.flip = augment, flip
         self.iterations_per_epoch = len(data) // batch_size
         self._order = torch.empty(0, dtype=torch.int64)
         self._position = self.iterations_per_epoch
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The next ``(images, labels)``: float32 ``[B, 3, 32, 32]`` and int64 ``[B]``."""
+        """The next ``(images, labels)``: float32 ``[B, C, H, W]`` and int64 ``[B]``."""
         if self._position == self.iterations_per_epoch:
             order = torch.randperm(len(self.data), generator=self.shuffle_generator)
             self._order = order.to(self.data.labels.device, non_blocking=True)
@@ -295,5 +495,5 @@ class DeviceLoader:
         self._position += 1
         images = self.data.images[indices]
         if self.augment:
-            images = crop_and_flip(images, self.augment_generator)
+            images = crop_and_flip(images, self.augment_generator, flip=self.flip)
         return self.normalizer(images), self.data.labels[indices]

@@ -1,4 +1,4 @@
-"""Wide ResNet (Zagoruyko & Komodakis, 2016) for 32x32 images.
+"""Wide ResNet (Zagoruyko & Komodakis, 2016) for small images (32x32 in the paper).
 
 WRN-d-k has depth ``d = 6n + 4`` (three groups of ``n`` pre-activation basic blocks, the
 first conv and the classifier) and widths ``16, 16k, 32k, 64k``. WRN-40-4, the paper's
@@ -76,11 +76,12 @@ class WideResNet(nn.Module):
         dropout: float = 0.0,
         num_classes: int = 10,
         generator: torch.Generator | None = None,
+        in_channels: int = 3,
     ) -> None:
         super().__init__()
         blocks_per_group = check_depth(depth)
         widths = [16, 16 * widen_factor, 32 * widen_factor, 64 * widen_factor]
-        self.conv1 = nn.Conv2d(3, widths[0], 3, 1, 1, bias=False)
+        self.conv1 = nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False)
         groups = []
         for group, stride in enumerate((1, 2, 2)):
             blocks = [
@@ -134,14 +135,18 @@ def build_wide_resnet(
     dropout_generator: torch.Generator | None,
     device: torch.device | str = "cpu",
     num_classes: int = 10,
+    in_channels: int = 3,
 ) -> WideResNet:
-    """A freshly initialised WRN on ``device``, without touching the global RNG.
+    """A freshly initialised WRN on ``device``, without touching the global RNG, for images
+    of ``in_channels`` channels (any size) and ``num_classes`` classes.
 
     The weights are drawn on the CPU from ``init_generator``, so a seed gives the same
     initial network on every device.
     """
     with torch.device("meta"):
-        model = WideResNet(depth, widen_factor, dropout, num_classes, dropout_generator)
+        model = WideResNet(
+            depth, widen_factor, dropout, num_classes, dropout_generator, in_channels
+        )
     model.to_empty(device="cpu")
     initialize(model, init_generator)
     return model.to(device)

@@ -16,6 +16,7 @@ import torch
 
 from qan_env.training.config import TrainingConfig, resolve_device
 from qan_env.training.data import (
+    SOURCES,
     DatasetError,
     DeviceLoader,
     ImageSet,
@@ -34,6 +35,9 @@ class DeviceData:
     train: ImageSet
     test: ImageSet
     normalizer: Normalizer
+    num_classes: int
+    flip: bool
+    """Whether training mirrors images (the data set's ``DataSource.flip``)."""
 
     @property
     def device(self) -> torch.device:
@@ -54,8 +58,10 @@ def load_device_data(config: TrainingConfig) -> DeviceData:
             f"{config.dataset_train_size} were expected: the files in {config.data_dir} are "
             f"not the whole data set"
         )
+    source = SOURCES[config.dataset]
     train, test = train.to(device), test.to(device)
-    return DeviceData(train, test, Normalizer(*channel_statistics(train.images)))
+    normalizer = Normalizer(*channel_statistics(train.images))
+    return DeviceData(train, test, normalizer, source.classes, source.flip)
 
 
 def build_trainer(config: TrainingConfig, data: DeviceData, rng: np.random.Generator) -> Trainer:
@@ -77,9 +83,20 @@ def build_trainer(config: TrainingConfig, data: DeviceData, rng: np.random.Gener
     shuffle_generator = torch.Generator().manual_seed(shuffle_seed)
     augment_generator = torch.Generator(device=data.device).manual_seed(augment_seed)
     model = build_wide_resnet(
-        config.depth, config.widen_factor, config.dropout, init_generator, augment_generator
+        config.depth,
+        config.widen_factor,
+        config.dropout,
+        init_generator,
+        augment_generator,
+        in_channels=data.train.images.shape[1],
+        num_classes=data.num_classes,
     ).to(data.device)
     loader = DeviceLoader(
-        train, config.batch_size, data.normalizer, shuffle_generator, augment_generator
+        train,
+        config.batch_size,
+        data.normalizer,
+        shuffle_generator,
+        augment_generator,
+        flip=data.flip,
     )
     return Trainer(config, model, loader, data.test, heldout)
