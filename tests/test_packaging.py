@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import tomllib
 from conftest import ROOT, run_script
 
@@ -47,3 +49,13 @@ def test_the_extras_carry_the_agent_and_test_tools():
     assert any(name.startswith("stable-baselines3") for name in extras["agents"])
     assert "qan_env[agents,plot,digits]" in extras["test"]
     assert extras["digits"] == ["scikit-learn>=1.3"]  # the digits data set, no download
+
+
+def test_ci_runs_the_two_commands_of_the_readme():
+    result = subprocess.run(
+        [str(ROOT / ".ci" / "readme_commands")], capture_output=True, text=True, check=True
+    )
+    main, tests = result.stdout.splitlines()
+    assert main.startswith("python -m venv") and "python agents/sb3_dqn.py --preset quick" in main
+    assert tests.startswith("python -m venv") and tests.endswith("python -m pytest")
+    assert 'pip install -e ".[test]"' in tests
