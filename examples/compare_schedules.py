@@ -38,6 +38,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt  # picks a file-only backend where there is no display
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from qan_env import LRScheduleEnv
 from qan_env.actions import make_actions
@@ -167,6 +168,7 @@ def plot_test_accuracy(records: list[EpisodeRecord], path: Path) -> None:
         width = 2.5 if name == POLICY else 1.2
         axes.plot(runs[0].epochs, mean, marker="o", markersize=3, label=name, linewidth=width)
     axes.set(xlabel="epoch", ylabel="test accuracy", title="Test accuracy (mean over seeds)")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
     figure.tight_layout()
@@ -187,6 +189,7 @@ def plot_lr(records: list[EpisodeRecord], path: Path) -> None:
     axes.plot([], [], color="C3", label=f"{POLICY}, one line per seed")
     axes.set_yscale("log")
     axes.set(xlabel="step", ylabel="learning rate", title="Learning rate per step")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.grid(alpha=0.3, which="both")
     axes.legend(fontsize=8)
     figure.tight_layout()
