@@ -90,21 +90,40 @@ def _torchvision_reader(
             f"Pass download=True to fetch it with torchvision, or put torchvision's files for "
             f"{class_name} in {root / folder}."
         )
-        try:
-            train = dataset_class(str(root), download=config.download, **split(True))
-            test = dataset_class(str(root), download=config.download, **split(False))
-        except RuntimeError as error:
-            raise DatasetError(
+
+        def read_splits() -> tuple:
+            return tuple(
+                dataset_class(str(root), download=config.download, **split(train))
+                for train in (True, False)
+            )
+
+        def missing(error: RuntimeError) -> str:
+            return (
                 f"{class_name} was not found in {root / folder}, or its files are incomplete "
-                f"or corrupt ({error}). {how}"
-            ) from error
-        except OSError as error:  # a failed download: no network, a refused connection
-            raise DatasetError(
-                f"{class_name} could not be downloaded into {root}: {error}. {how}"
-            ) from error
-        return _from_torchvision(train), _from_torchvision(test)
+                f"or corrupt ({error})."
+            )
+
+        return _read_torchvision(read_splits, class_name, root, how, missing)
 
     return read
+
+
+def _read_torchvision(
+    read_splits: Callable[[], tuple],
+    name: str,
+    root: Path,
+    how: str,
+    missing: Callable[[RuntimeError], str],
+) -> tuple[ImageSet, ImageSet]:
+    """Both splits from torchvision, with its errors as ``DatasetError``s that say what is
+    wrong (``missing``: torchvision found no whole set) and ``how`` to get the data."""
+    try:
+        train, test = read_splits()
+    except RuntimeError as error:
+        raise DatasetError(f"{missing(error)} {how}") from error
+    except OSError as error:  # a failed download: no network, a refused connection
+        raise DatasetError(f"{name} could not be downloaded into {root}: {error}. {how}") from error
+    return _from_torchvision(train), _from_torchvision(test)
 
 
 def _from_torchvision(dataset) -> ImageSet:
@@ -138,24 +157,21 @@ def load_cifar10(data_dir: str | os.PathLike, download: bool = False) -> tuple[I
     )
     expected = [name for name, _ in CIFAR10.train_list + CIFAR10.test_list]
     expected.append(CIFAR10.meta["filename"])
-    try:
+
+    def read_splits() -> tuple:
         train = CIFAR10(str(root), train=True, download=download)
-        test = CIFAR10(str(root), train=False, download=False)
-    except RuntimeError as error:
-        missing = [name for name in expected if not (folder / name).is_file()]
-        if missing:
-            raise DatasetError(
-                f"CIFAR-10 was not found in {folder}: missing {', '.join(missing)}. {how}"
-            ) from error
-        raise DatasetError(
+        return train, CIFAR10(str(root), train=False, download=False)
+
+    def missing(error: RuntimeError) -> str:
+        absent = [name for name in expected if not (folder / name).is_file()]
+        if absent:
+            return f"CIFAR-10 was not found in {folder}: missing {', '.join(absent)}."
+        return (
             f"CIFAR-10 in {folder} failed torchvision's checksum (corrupt or partial files). "
-            f"Delete {folder} and get a fresh copy. {how}"
-        ) from error
-    except OSError as error:  # a failed download: no network, a refused connection
-        raise DatasetError(
-            f"CIFAR-10 could not be downloaded into {root}: {error}. {how}"
-        ) from error
-    return _from_torchvision(train), _from_torchvision(test)
+            f"Delete {folder} and get a fresh copy."
+        )
+
+    return _read_torchvision(read_splits, "CIFAR-10", root, how, missing)
 
 
 def load_digits() -> tuple[ImageSet, ImageSet]:
