@@ -100,7 +100,9 @@ def main() -> None:
         )
     print(
         "env / plain images per second ratio: "
-        + ", ".join(f"{r['ratio']:.3f} at {r['iterations_per_step']} it/step" for r in overhead)
+        + ", ".join(
+            f"{r['median_round_ratio']:.3f} at {r['iterations_per_step']} it/step" for r in overhead
+        )
     )
 
 
