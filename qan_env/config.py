@@ -13,7 +13,6 @@ from __future__ import annotations
 import ast
 import dataclasses
 import difflib
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,9 +20,19 @@ from qan_env.actions import ACTION_MODES
 from qan_env.schedules import SCHEDULES
 from qan_env.training.config import TrainingConfig
 from qan_env.training.models import conv_layer_names
-from qan_env.validation import check_choice, check_flag, check_float, check_int, refuse
+from qan_env.validation import (
+    check_choice,
+    check_flag,
+    check_float,
+    check_int,
+    real_number,
+    refuse,
+)
 
 LAYER_SELECTIONS = ("first_conv", "all_conv")
+#: The largest learning rate a setting, an action's factor or ``step_lr`` may ask for: far
+#: above any useful one, low enough that a step at it stays finite in float32.
+LR_LIMIT = 1e4
 OBSERVATIONS = ("paper", "training", "paper+training")
 REWARDS = ("train_log_loss", "heldout_log_loss")
 
@@ -75,8 +84,8 @@ class EnvConfig(TrainingConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_float(self, "initial_lr", 0.0, low_open=True)
-        check_int(self, "iterations_per_step", 1)
+        check_float(self, "initial_lr", 0.0, LR_LIMIT, low_open=True)
+        check_int(self, "iterations_per_step", 1, 10**9)
         check_choice(self, "action_mode", ACTION_MODES)
         check_choice(self, "observation", OBSERVATIONS)
         check_choice(self, "reward", REWARDS)
@@ -88,7 +97,7 @@ class EnvConfig(TrainingConfig):
                 "decay_rate", self.decay_rate, "a fraction in (0, 1): lr <- lr * (1 - decay_rate)"
             )
         if self.restart_lr is not None:
-            check_float(self, "restart_lr", 0.0, low_open=True)
+            check_float(self, "restart_lr", 0.0, LR_LIMIT, low_open=True)
         check_flag(self, "keep_action")
         check_float(self, "lr_floor", 0.0)
         if self.lr_floor > min(self.initial_lr, self.effective_restart_lr):
@@ -100,8 +109,8 @@ class EnvConfig(TrainingConfig):
             )
         for field in ("scale_factors", "anchor_factors"):
             _check_factors(self, field)
-        check_float(self, "lr_min", 0.0, low_open=True)
-        check_float(self, "lr_max", self.lr_min)
+        check_float(self, "lr_min", 0.0, LR_LIMIT, low_open=True)
+        check_float(self, "lr_max", self.lr_min, LR_LIMIT)
         if self.action_mode == "scale" and not self.lr_min <= self.initial_lr <= self.lr_max:
             refuse(
                 "initial_lr",
@@ -110,10 +119,10 @@ class EnvConfig(TrainingConfig):
             )
         check_choice(self, "anchor_schedule", tuple(SCHEDULES))
         if self.reward_scale is not None:
-            check_float(self, "reward_scale", 0.0, low_open=True)
+            check_float(self, "reward_scale", 0.0, 1e6, low_open=True)
         _check_monitored_layers(self)
-        check_int(self, "eval_every_epochs", 0)
-        check_float(self, "max_loss", 0.0, low_open=True)
+        check_int(self, "eval_every_epochs", 0, 10**9)
+        check_float(self, "max_loss", 0.0, 1e6, low_open=True)
 
     @property
     def effective_restart_lr(self) -> float:
@@ -152,20 +161,17 @@ class EnvConfig(TrainingConfig):
 
 
 def _check_factors(config: EnvConfig, field: str) -> None:
-    """A non-empty list of distinct finite factors > 0, kept as a tuple."""
+    """A non-empty list of distinct finite factors in (0, 1000], kept as a tuple of floats."""
     factors = getattr(config, field)
+    numbers = [real_number(f) for f in factors] if isinstance(factors, list | tuple) else []
     ok = (
-        isinstance(factors, list | tuple)
-        and len(factors) > 0
-        and all(
-            isinstance(f, int | float) and not isinstance(f, bool) and 0 < f < math.inf
-            for f in factors
-        )
-        and len(set(factors)) == len(factors)
+        len(numbers) > 0
+        and all(number is not None and 0 < number <= 1e3 for number in numbers)
+        and len(set(numbers)) == len(numbers)
     )
     if not ok:
-        refuse(field, factors, "a non-empty list of distinct finite numbers > 0")
-    object.__setattr__(config, field, tuple(float(f) for f in factors))
+        refuse(field, factors, "a non-empty list of distinct finite numbers > 0 and <= 1000")
+    object.__setattr__(config, field, tuple(numbers))
 
 
 def _check_monitored_layers(config: EnvConfig) -> None:

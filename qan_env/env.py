@@ -11,13 +11,14 @@ import torch
 from gymnasium import spaces
 
 from qan_env.actions import make_actions
-from qan_env.config import EnvConfig, make_config, with_overrides
+from qan_env.config import LR_LIMIT, EnvConfig, make_config, with_overrides
 from qan_env.features import feature_names, layer_statistics
 from qan_env.rewards import default_reward_scale, divergence_penalty, log_loss_decrease
 from qan_env.signals import SCHEDULE_NAMES, TrainingSignals, schedule_signals
 from qan_env.training.config import resolve_device
 from qan_env.training.run import DeviceData, build_trainer, load_device_data
 from qan_env.training.trainer import Trainer
+from qan_env.validation import real_number, refuse
 
 
 class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
@@ -221,9 +222,10 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
         """A step at ``lr`` instead of an action's lr: how fixed schedules (baselines) run on
         exactly the training, observations and rewards the agent gets."""
         self._check_running()
-        if not (isinstance(lr, int | float) and math.isfinite(lr) and lr >= 0):
-            raise ValueError(f"lr={lr!r} is not allowed: a finite number >= 0")
-        return self._advance(float(lr), action=None)
+        number = real_number(lr)  # checked before anything changes
+        if number is None or not 0 <= number <= LR_LIMIT:
+            refuse("lr", lr, f"a finite number >= 0 and <= {LR_LIMIT:g} (numpy scalars too)")
+        return self._advance(number, action=None)
 
     def _advance(
         self, lr: float, action: int | None

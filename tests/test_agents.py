@@ -197,7 +197,7 @@ def test_evaluate_refuses_a_folder_without_config_json(tmp_path):
     "args, message",
     [
         (["--env", "epoch=5"], "--env: unknown setting(s) epoch (did you mean epochs?)"),
-        (["--env", "depth=12"], "--env: depth=12 is not a Wide ResNet depth"),
+        (["--env", "depth=12"], "--env: depth=12 is not allowed: a Wide ResNet depth"),
         (["--seed", str(HELD_OUT_SEEDS[0])], "is a held-out evaluation seed"),
     ],
 )

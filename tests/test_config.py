@@ -8,6 +8,7 @@ import inspect
 import json
 import re
 
+import numpy as np
 import pytest
 
 import qan_env
@@ -161,3 +162,33 @@ def test_every_config_field_has_a_docstring(module):
         else len(dataclasses.fields(EnvConfig)) - run_fields
     )
     assert checked == own_fields > 5
+
+
+NUMERIC_FIELDS = [
+    f.name for f in dataclasses.fields(EnvConfig) if f.type in ("int", "float", "float | None")
+]
+
+
+@pytest.mark.parametrize("field", NUMERIC_FIELDS)
+@pytest.mark.parametrize("value", [10**400, -(10**400), 1e308, float("inf"), True, "1", [1]])
+def test_no_numeric_field_overflows_hangs_or_passes_an_absurd_value(field, value):
+    with pytest.raises(ValueError, match=rf"^{field}=.* is not allowed: "):
+        make_config("tiny", **{field: value})
+
+
+def test_sizes_are_bounded_so_that_a_run_fits_in_memory():
+    for field, value in [
+        ("synthetic_train_size", 10**6),
+        ("depth", 1_000_000),
+        ("widen_factor", 10**6),
+        ("synthetic_seed", 2**63),
+        ("epochs", 10**9),
+    ]:
+        with pytest.raises(ValueError, match=rf"^{field}=.* is not allowed"):
+            make_config("tiny", **{field: value})
+
+
+def test_numpy_scalars_are_accepted_and_stored_as_python_numbers():
+    config = make_config("tiny", epochs=np.int64(3), initial_lr=np.float32(0.25))
+    assert config.epochs == 3 and type(config.epochs) is int
+    assert config.initial_lr == 0.25 and type(config.initial_lr) is float

@@ -323,3 +323,21 @@ def test_bf16_autocast_and_channels_last_train_the_same_network():
         assert obs in fast_env.observation_space
         # bf16 keeps about 3 significant digits: the runs agree closely, not exactly.
         assert info["train_loss"] == pytest.approx(ref_info["train_loss"], rel=0.05)
+
+
+@pytest.mark.parametrize("lr", [True, -0.1, float("nan"), 1e5, 3.5e38, 10**400, "0.1", None])
+def test_step_lr_refuses_a_bad_lr_before_anything_changes(tiny_env, lr):
+    tiny_env.reset(seed=0)
+    before = (tiny_env._lr, tiny_env._trainer.iteration)
+    with pytest.raises(ValueError, match=r"^lr=.* is not allowed: a finite number >= 0 and <= "):
+        tiny_env.step_lr(lr)
+    assert (tiny_env._lr, tiny_env._trainer.iteration) == before
+    *_, info = tiny_env.step_lr(0.05)  # the episode goes on
+    assert info["iteration"] == before[1] + 1
+
+
+@pytest.mark.parametrize("lr", [np.float32(0.05), np.float64(0.05), np.int64(0), 0, 0.05])
+def test_step_lr_takes_numpy_scalars_as_plain_numbers(tiny_env, lr):
+    tiny_env.reset(seed=0)
+    *_, info = tiny_env.step_lr(lr)
+    assert info["lr"] == float(lr) and type(info["lr"]) is float

@@ -91,5 +91,7 @@ def test_compare_schedules_refuses_a_bad_env_override_in_one_line(tmp_path):
         "--output",
         str(tmp_path / "out"),
     )
-    assert result.returncode != 0 and "depth=12 is not a Wide ResNet depth" in result.stderr
+    assert (
+        result.returncode != 0 and "depth=12 is not allowed: a Wide ResNet depth" in result.stderr
+    )
     assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()

@@ -26,7 +26,9 @@ def test_wrn_40_4_has_the_papers_size():
 
 @pytest.mark.parametrize("depth", [9, 12, 4, 0, 41])
 def test_depth_must_be_6n_plus_4(depth):
-    with pytest.raises(ValueError, match=rf"depth={depth} is not a Wide ResNet depth.*6n\+4"):
+    with pytest.raises(
+        ValueError, match=rf"depth={depth} is not allowed: a Wide ResNet depth, 6n\+4"
+    ):
         check_depth(depth)
 
 

@@ -18,6 +18,14 @@ from qan_env.training.models import check_depth
 from qan_env.validation import check_choice, check_flag, check_float, check_int, refuse
 
 PRECISIONS = ("fp32", "bf16")
+# Upper bounds that keep a run inside a machine's memory and time (a setting above one is a
+# typo, not an experiment): the synthetic set is generated in memory (100,000 images take
+# 1.2 GB while generated), WRN-1000 and width 32 are far beyond the literature's.
+MAX_SYNTHETIC_SIZE = 100_000
+MAX_DEPTH = 1000
+MAX_WIDEN_FACTOR = 32
+MAX_BATCH_SIZE = 65_536
+MAX_EPOCHS = 100_000
 
 
 @dataclass(frozen=True)
@@ -79,10 +87,11 @@ class TrainingConfig:
         check_choice(self, "precision", PRECISIONS)
         for flag in ("download", "nesterov", "channels_last", "compile_model"):
             check_flag(self, flag)
-        for field in ("synthetic_train_size", "synthetic_test_size", "widen_factor"):
-            check_int(self, field, 1)
-        for field in ("batch_size", "epochs"):
-            check_int(self, field, 1)
+        for field in ("synthetic_train_size", "synthetic_test_size"):
+            check_int(self, field, 1, MAX_SYNTHETIC_SIZE)
+        check_int(self, "widen_factor", 1, MAX_WIDEN_FACTOR)
+        check_int(self, "batch_size", 1, MAX_BATCH_SIZE)
+        check_int(self, "epochs", 1, MAX_EPOCHS)
         check_int(self, "synthetic_seed", 0)
         check_int(self, "heldout_size", 0)
         if self.heldout_size >= self.dataset_train_size:
@@ -99,11 +108,12 @@ class TrainingConfig:
         if isinstance(self.depth, bool) or not isinstance(self.depth, int):
             refuse("depth", self.depth, "an integer 6n+4 with n >= 1 (10, 16, 22, 28, 34, 40, ...)")
         check_depth(self.depth)
+        check_int(self, "depth", 10, MAX_DEPTH)
         check_float(self, "dropout", 0.0, 1.0)
         if self.dropout == 1.0:
             refuse("dropout", self.dropout, "a probability in [0, 1)")
         check_float(self, "momentum", 0.0, 1.0)
-        check_float(self, "weight_decay", 0.0)
+        check_float(self, "weight_decay", 0.0, 1.0)
         if not isinstance(self.device, str) or not _is_device_name(self.device):
             refuse("device", self.device, "'auto', 'cpu', 'cuda' or 'cuda:N'")
 

@@ -17,13 +17,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from qan_env.validation import refuse
+
 
 def check_depth(depth: int) -> int:
-    """Blocks per group of a WRN of ``depth``; raises if ``depth`` is not 6n+4 with n >= 1."""
+    """Blocks per group of a WRN of ``depth``; refuses a depth that is not 6n+4 with n >= 1."""
     if depth < 10 or (depth - 4) % 6 != 0:
-        raise ValueError(
-            f"depth={depth!r} is not a Wide ResNet depth: allowed are 6n+4 with n >= 1 "
-            f"(10, 16, 22, 28, 34, 40, ...)"
+        refuse(
+            "depth", depth, "a Wide ResNet depth, 6n+4 with n >= 1 (10, 16, 22, 28, 34, 40, ...)"
         )
     return (depth - 4) // 6
 
