@@ -208,6 +208,13 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
         rewarded = self._rewarded_loss(loss, heldout)
         if not (math.isfinite(rewarded) and np.isfinite(observation).all()):
             raise RuntimeError(f"the freshly initialised network gives a non-finite loss {loss}")
+        if max(loss, rewarded) >= self.config.max_loss:  # every step would "diverge"
+            refuse(
+                "max_loss",
+                self.config.max_loss,
+                f"above the loss of the fresh network, {max(loss, rewarded):.4g}: a step whose "
+                f"loss exceeds max_loss ends the episode as diverged",
+            )
         self._previous_loss = rewarded
         self._last_observation = observation
         self._episode_over = False

@@ -341,3 +341,18 @@ def test_step_lr_takes_numpy_scalars_as_plain_numbers(tiny_env, lr):
     tiny_env.reset(seed=0)
     *_, info = tiny_env.step_lr(lr)
     assert info["lr"] == float(lr) and type(info["lr"]) is float
+
+
+def test_a_max_loss_below_the_first_loss_is_refused_at_reset():
+    env = LRScheduleEnv(preset="tiny", max_loss=0.5)  # a fresh 10-class network: about 2.3
+    with pytest.raises(ValueError, match=r"max_loss=0.5 is not allowed: above the loss of the"):
+        env.reset(seed=0)
+
+
+def test_rewards_stay_finite_at_the_largest_reward_scale_when_training_diverges():
+    env = LRScheduleEnv(preset="tiny", initial_lr=1e4, reward_scale=1e6)  # decays: still huge
+    env.reset(seed=0)
+    terminated = False
+    while not terminated:
+        _, reward, terminated, _, info = env.step(0)
+    assert info["diverged"] and math.isfinite(reward) and reward < 0
