@@ -44,8 +44,10 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import math
+import os
 import shutil
 import sys
 from dataclasses import dataclass, field
@@ -63,7 +65,12 @@ from tqdm import tqdm
 import qan_env
 from qan_env.config import EnvConfig, learning_mdp, make_config, parse_overrides, with_overrides
 from qan_env.evaluation import HELD_OUT_SEEDS, SB3Policy, evaluate
-from qan_env.run_folder import CHECKPOINT_FOLDER, read_run_config, write_run_config
+from qan_env.run_folder import (
+    CHECKPOINT_FOLDER,
+    read_run_config,
+    write_atomically,
+    write_run_config,
+)
 from qan_env.training.config import resolve_device
 
 gym.register_envs(qan_env)
@@ -315,26 +322,60 @@ class EpisodeCheckpoint(BaseCallback):
 
 
 def save_checkpoint(model: DQN, folder: Path, episodes: list[dict]) -> None:
-    """Written whole to a side folder, then swapped in."""
-    partial = folder.with_name(folder.name + ".partial")
+    """Written whole to a side folder (``state.json`` last), then swapped in by two renames;
+    ``recover_checkpoint`` finishes a swap that a kill cut short."""
+    partial, old = (folder.with_name(folder.name + suffix) for suffix in (".partial", ".old"))
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     model.save(partial / "model.zip")
     model.save_replay_buffer(partial / "replay_buffer.pkl")
     model.get_vec_normalize_env().save(str(partial / "vecnormalize.pkl"))
+    for name in ("model.zip", "replay_buffer.pkl", "vecnormalize.pkl"):
+        with open(partial / name, "rb") as file:
+            os.fsync(file.fileno())
     state = {"steps": model.num_timesteps, "episodes": episodes}
-    (partial / "state.json").write_text(json.dumps(state, indent=2))
-    shutil.rmtree(folder, ignore_errors=True)
+    write_atomically(partial / "state.json", json.dumps(state, indent=2))  # complete now
+    if folder.exists():
+        folder.rename(old)
     partial.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def recover_checkpoint(folder: Path) -> None:
+    """The newest whole checkpoint in ``folder``, whatever moment a kill cut the last save:
+    a complete side folder (its ``state.json`` written) is swapped in, an incomplete one
+    dropped, and the previous checkpoint put back if the swap stopped half way."""
+    partial, old = (folder.with_name(folder.name + suffix) for suffix in (".partial", ".old"))
+    if (partial / "state.json").is_file():
+        if folder.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            folder.rename(old)
+        partial.rename(folder)
+    shutil.rmtree(partial, ignore_errors=True)
+    if not folder.exists() and old.exists():
+        old.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def truncate_csv(path: Path, steps: int) -> None:
-    """Drop the rows an interrupted run wrote after its last checkpoint."""
+    """Keep the whole rows up to the last checkpoint's step: rows written after it, and a
+    row a kill cut in half, go. Rewritten atomically."""
     with open(path, newline="") as file:
         rows = list(csv.reader(file))
-    kept = [rows[0]] + [row for row in rows[1:] if int(row[0]) <= steps]
-    with open(path, "w", newline="") as file:
-        csv.writer(file, lineterminator="\n").writerows(kept)
+    header = rows[0]
+    kept = [
+        row
+        for row in rows[1:]
+        if len(row) == len(header) and row[0].isdigit() and int(row[0]) <= steps
+    ]
+    if [int(row[0]) for row in kept] != list(range(1, steps + 1)):
+        raise SystemExit(
+            f"--resume: {path} does not hold steps 1 to {steps} of the checkpoint: it was "
+            f"changed by hand or belongs to another run; move it away to resume without it"
+        )
+    lines = io.StringIO()
+    csv.writer(lines, lineterminator="\n").writerows([header, *kept])
+    write_atomically(path, lines.getvalue())
 
 
 def env_config(args: Args) -> EnvConfig:
@@ -399,8 +440,7 @@ def run_evaluation(args: Args) -> None:
         )
     folder = args.output or args.evaluate
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "evaluation.json"
-    path.write_text(json.dumps(results, indent=2) + "\n")
+    path = write_atomically(folder / "evaluation.json", json.dumps(results, indent=2) + "\n")
     print(f"wrote {path}")
 
 
@@ -415,6 +455,8 @@ def train(args: Args) -> None:
     args.output.mkdir(parents=True, exist_ok=True)
     settings = {**dataclasses.asdict(args), "output": str(args.output), "evaluate": None}
     checkpoint = args.output / CHECKPOINT_FOLDER
+    if args.resume:
+        recover_checkpoint(checkpoint)
     resuming = args.resume and (checkpoint / "state.json").exists()
     if resuming:
         try:
@@ -471,11 +513,15 @@ def train(args: Args) -> None:
         reset_num_timesteps=done_steps == 0,
         tb_log_name="dqn",
     )
-    model.save(args.output / "model.zip")
-    venv.save(str(args.output / "vecnormalize.pkl"))
+    # Each to a side name, then renamed: model.zip, which marks the run as finished for
+    # --evaluate, comes last.
+    venv.save(str(args.output / "vecnormalize.partial.pkl"))
+    os.replace(args.output / "vecnormalize.partial.pkl", args.output / "vecnormalize.pkl")
+    model.save(args.output / "model.partial.zip")
+    os.replace(args.output / "model.partial.zip", args.output / "model.zip")
     venv.close()
     summary = {"steps": model.num_timesteps, "episodes": episodes}
-    (args.output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_atomically(args.output / "summary.json", json.dumps(summary, indent=2) + "\n")
     print(f"wrote {args.output}: config.json, model.zip, vecnormalize.pkl, steps.csv, summary.json")
 
 

@@ -2,7 +2,8 @@
 
 It holds the full resolved ``EnvConfig`` (every field, not a preset's name: presets change),
 the agent's settings and the package version. Written to a temporary name and renamed, so
-a reader never sees half a file; read back through the same checks as the env's arguments.
+a reader never sees half a file (``write_atomically``); read back through the same checks as
+the env's arguments.
 """
 
 from __future__ import annotations
@@ -28,13 +29,23 @@ class RunConfig:
     version: str
 
 
-def write_run_config(folder: Path, env: EnvConfig, agent: dict[str, Any]) -> Path:
-    path = Path(folder) / CONFIG_FILE
-    text = json.dumps({"version": __version__, "env": env.to_dict(), "agent": agent}, indent=2)
+def write_atomically(path: Path, text: str) -> Path:
+    """``text`` into ``path`` whole or not at all: written to a temporary name, flushed to
+    the disk, then renamed over ``path`` (a kill at any point leaves the old file or the
+    new one, never a part)."""
+    path = Path(path)
     partial = path.with_name(path.name + ".partial")
-    partial.write_text(text + "\n")
+    with open(partial, "w") as file:
+        file.write(text)
+        file.flush()
+        os.fsync(file.fileno())
     os.replace(partial, path)
     return path
+
+
+def write_run_config(folder: Path, env: EnvConfig, agent: dict[str, Any]) -> Path:
+    text = json.dumps({"version": __version__, "env": env.to_dict(), "agent": agent}, indent=2)
+    return write_atomically(Path(folder) / CONFIG_FILE, text + "\n")
 
 
 def read_run_config(folder: Path) -> RunConfig:

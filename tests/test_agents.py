@@ -249,3 +249,48 @@ def test_the_pretrained_policy_evaluates_without_training(tmp_path):
     assert record["seed"] == 1000 and len(record["actions"]) == steps
     assert 0.0 < record["final_test_accuracy"] <= 1.0
     assert not (PRETRAINED / "evaluation.json").exists()  # the repo's folder is left alone
+
+
+def make_checkpoint(folder, steps: int, complete: bool = True):
+    folder.mkdir(parents=True)
+    (folder / "model.zip").write_text(f"model at {steps}")
+    if complete:
+        (folder / "state.json").write_text(json.dumps({"steps": steps, "episodes": []}))
+    return folder
+
+
+@pytest.mark.parametrize(
+    "moment, expected_steps",
+    [
+        ("side folder half written", 16),  # the previous checkpoint stays
+        ("side folder complete, old one still in place", 32),
+        ("old one moved aside, side folder not yet in place", 32),
+        ("old one moved aside, side folder half written", 16),
+    ],
+)
+def test_a_checkpoint_save_killed_at_any_moment_leaves_a_whole_checkpoint(
+    tmp_path, moment, expected_steps
+):
+    agent = agent_module()
+    checkpoint = tmp_path / "checkpoint"
+    partial, old = tmp_path / "checkpoint.partial", tmp_path / "checkpoint.old"
+    complete = "half written" not in moment
+    make_checkpoint(partial, 32, complete=complete)
+    make_checkpoint(old if "moved aside" in moment else checkpoint, 16)
+    agent.recover_checkpoint(checkpoint)
+    state = json.loads((checkpoint / "state.json").read_text())
+    assert state["steps"] == expected_steps
+    assert (checkpoint / "model.zip").read_text() == f"model at {expected_steps}"
+    assert not partial.exists() and not old.exists()
+
+
+def test_truncate_csv_drops_later_rows_and_a_half_written_one(tmp_path):
+    agent = agent_module()
+    path = tmp_path / "steps.csv"
+    rows = [",".join(agent.CSV_COLUMNS)] + [f"{s},0,0,{s},0.1,0,0,2.3," for s in range(1, 7)]
+    path.write_text("\n".join(rows) + "\n4")  # a kill cut the 7th row after "4"
+    agent.truncate_csv(path, steps=4)
+    assert path.read_text().splitlines() == rows[:5]
+    path.write_text("\n".join(rows[:3] + rows[4:]) + "\n")  # step 3 is missing
+    with pytest.raises(SystemExit, match="does not hold steps 1 to 4"):
+        agent.truncate_csv(path, steps=4)
