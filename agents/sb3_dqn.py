@@ -34,7 +34,8 @@ The logs and outputs keep the env's own rewards. Outputs, in ``--output`` (defau
 ``model.zip`` and ``vecnormalize.pkl`` (the trained agent), ``steps.csv`` (a row per env
 step: lr, action, reward, loss, test accuracy at epoch ends), ``summary.json`` (each
 episode's return and final test accuracy), ``tensorboard/`` and ``checkpoint/`` (model,
-normalisation statistics and replay buffer after every ``--checkpoint-every`` episodes).
+normalisation statistics, replay buffer and random states after every ``--checkpoint-every``
+episodes: ``--resume`` continues exactly as the uninterrupted run would have).
 ``--evaluate`` rebuilds the env from ``config.json``, never from today's preset.
 ``model.zip``, ``vecnormalize.pkl`` and the replay buffer are SB3's pickle-based formats:
 a run folder is code, so load only folders you trust.
@@ -42,12 +43,14 @@ a run folder is code, so load only folders you trust.
 
 from __future__ import annotations
 
+import copy
 import csv
 import dataclasses
 import io
 import json
 import math
 import os
+import random
 import shutil
 import sys
 from dataclasses import dataclass, field
@@ -55,6 +58,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TextIO
 
 import gymnasium as gym
+import numpy as np
 import torch
 import tyro
 from stable_baselines3 import DQN
@@ -308,20 +312,74 @@ class EpisodeLog(BaseCallback):
 
 # SB3's CheckpointCallback saves every n steps under step-numbered names; a run here needs
 # one checkpoint at episode ends (episodes that diverge end early) with the episode log.
-class EpisodeCheckpoint(BaseCallback):
-    """Model, normalisation statistics, replay buffer and episode log every few episodes."""
+class EpisodeStart(gym.Wrapper):
+    """Records the env's random state just before each reset: a checkpoint keeps the one of
+    the episode that was starting, so a resumed run restarts it from the very same state."""
 
-    def __init__(self, folder: Path, every: int, episodes: list[dict]) -> None:
+    def reset(self, **kwargs):
+        self.random_state = copy.deepcopy(self.unwrapped.np_random.bit_generator.state)
+        return super().reset(**kwargs)
+
+
+class EpisodeCheckpoint(BaseCallback):
+    """Model, normalisation statistics, replay buffer, episode log and every random state
+    every few episodes.
+
+    Saved when the next step begins (``on_rollout_start``; for the last episode, when
+    training ends), not at the episode's last step: by then SB3 has stored that step's
+    transition and trained on it, so the checkpoint is a point the uninterrupted run passes
+    through.
+    """
+
+    def __init__(self, folder: Path, every: int, episodes: list[dict], env: EpisodeStart) -> None:
         super().__init__()
-        self.folder, self.every, self.episodes = folder, every, episodes
+        self.folder, self.every, self.episodes, self.env = folder, every, episodes, env
+        self.due = False
 
     def _on_step(self) -> bool:
-        if self.locals["dones"][0] and len(self.episodes) % self.every == 0:
-            save_checkpoint(self.model, self.folder, self.episodes)
+        self.due = bool(self.locals["dones"][0]) and len(self.episodes) % self.every == 0
         return True
 
+    def _on_rollout_start(self) -> None:
+        if self.due:
+            states = random_states(self.model, self.env)
+            save_checkpoint(self.model, self.folder, self.episodes, states)
+            self.due = False
 
-def save_checkpoint(model: DQN, folder: Path, episodes: list[dict]) -> None:
+    def _on_training_end(self) -> None:
+        self._on_rollout_start()  # the last episode's, after its last training step
+
+
+def random_states(model: DQN, env: EpisodeStart) -> dict[str, Any]:
+    """Every random state the rest of the run draws from, as JSON: Python's, numpy's and
+    torch's global ones (SB3 draws exploration and replay batches from numpy's), the action
+    space's (random actions) and the env's at the start of the running episode."""
+    numpy_state = np.random.get_state(legacy=False)  # noqa: NPY002 (SB3 draws from it)
+    numpy_state["state"]["key"] = numpy_state["state"]["key"].tolist()
+    return {
+        "python": random.getstate(),
+        "numpy": numpy_state,
+        "torch": torch.get_rng_state().tolist(),
+        "action_space": model.action_space.np_random.bit_generator.state,
+        "episode_start": env.random_state,
+    }
+
+
+def restore_random_states(states: dict[str, Any], model: DQN, env: EpisodeStart) -> None:
+    """``random_states``' inverse; the env's takes effect at its next reset."""
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    numpy_state = states["numpy"]
+    numpy_state["state"]["key"] = np.array(numpy_state["state"]["key"], dtype=np.uint32)
+    np.random.set_state(numpy_state)  # noqa: NPY002 (SB3 draws from it)
+    torch.set_rng_state(torch.tensor(states["torch"], dtype=torch.uint8))
+    model.action_space.np_random.bit_generator.state = states["action_space"]
+    env.unwrapped.np_random.bit_generator.state = states["episode_start"]
+
+
+def save_checkpoint(
+    model: DQN, folder: Path, episodes: list[dict], random_state: dict[str, Any]
+) -> None:
     """Written whole to a side folder (``state.json`` last), then swapped in by two renames;
     ``recover_checkpoint`` finishes a swap that a kill cut short."""
     partial, old = (folder.with_name(folder.name + suffix) for suffix in (".partial", ".old"))
@@ -333,7 +391,7 @@ def save_checkpoint(model: DQN, folder: Path, episodes: list[dict]) -> None:
     for name in ("model.zip", "replay_buffer.pkl", "vecnormalize.pkl"):
         with open(partial / name, "rb") as file:
             os.fsync(file.fileno())
-    state = {"steps": model.num_timesteps, "episodes": episodes}
+    state = {"steps": model.num_timesteps, "episodes": episodes, "random_state": random_state}
     write_atomically(partial / "state.json", json.dumps(state, indent=2))  # complete now
     if folder.exists():
         folder.rename(old)
@@ -473,15 +531,27 @@ def train(args: Args) -> None:
     steps_per_episode = config.steps_per_episode
     total_steps = args.episodes * steps_per_episode
     # Normalisation outermost: SB3 then keeps the raw (stacked) observations in its buffer.
-    single = DummyVecEnv([lambda: gym.make("qan_env/LRSchedule-v0", config=config)])
+    env = EpisodeStart(gym.make("qan_env/LRSchedule-v0", config=config))
+    single = DummyVecEnv([lambda: env])
     stacked = VecFrameStack(single, n_stack=args.frame_stack)
     if resuming:
         state = json.loads((checkpoint / "state.json").read_text())
         episodes, done_steps = state["episodes"], state["steps"]
         venv = VecNormalize.load(str(checkpoint / "vecnormalize.pkl"), stacked)
-        venv.seed(args.seed + len(episodes))  # new training runs, not the first ones again
-        model = DQN.load(checkpoint / "model.zip", env=venv, device="cpu")
+        # Loaded without the env, so that SB3 does not seed it again with --seed (which
+        # would run the first episodes again), then every random state put back: the run
+        # goes on as if it had not been interrupted.
+        model = DQN.load(checkpoint / "model.zip", device="cpu")
+        model.set_env(venv)
         model.load_replay_buffer(checkpoint / "replay_buffer.pkl")
+        restore_random_states(state["random_state"], model, env)
+        # The cut episode again, from its first state. SB3 has no public way to start
+        # from a given observation: its own reset would count this one twice in the
+        # normalisation statistics, which already hold it.
+        venv.training = False
+        model._last_obs = venv.reset()
+        model._last_original_obs = venv.get_original_obs()
+        venv.training = True
         truncate_csv(args.output / "steps.csv", done_steps)
         print(f"resuming after episode {len(episodes) - 1} ({done_steps} steps)")
     else:
@@ -503,7 +573,7 @@ def train(args: Args) -> None:
             StepCSV(args.output / "steps.csv", episodes),
             EnvScalars(),
             EpisodeLog(episodes),  # before the checkpoint, which saves its episode list
-            EpisodeCheckpoint(checkpoint, args.checkpoint_every, episodes),
+            EpisodeCheckpoint(checkpoint, args.checkpoint_every, episodes, env),
         ]
     )
     model.learn(

@@ -7,6 +7,7 @@ import dataclasses
 import importlib.util
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -92,45 +93,59 @@ def test_agent_script_trains_two_tiny_episodes_and_writes_its_outputs(tmp_path):
         assert np.isclose(sum(rewards), episode["return"])
 
 
-def test_resume_after_an_interrupted_run_continues_from_the_checkpoint(tmp_path):
-    steps = 6 * make_config("tiny", epochs=2).steps_per_episode  # six episodes, paper MDP
-    command = [
-        sys.executable,
-        "agents/sb3_dqn.py",
-        "--preset",
-        "tiny",
-        "--episodes",
-        "6",
-        "--mdp",
-        "paper",
-        "--env",
-        "epochs=2",
-        "--output",
-        str(tmp_path),
-    ]
-    process = subprocess.Popen(
-        command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    state_file = tmp_path / "checkpoint" / "state.json"
-    while not state_file.exists() and process.poll() is None:
-        time.sleep(0.02)
-    process.kill()  # interrupted part way through episode 2 (or later)
-    process.wait()
-    assert process.returncode != 0, "the run finished before it could be interrupted"
-    checkpoint = json.loads(state_file.read_text())
-    assert 1 <= len(checkpoint["episodes"]) < 6
+RESUMABLE_RUN = ["agents/sb3_dqn.py", "--preset", "tiny", "--episodes", "6", "--mdp", "paper"]
 
-    result = run_script(*command[1:], "--resume")
+
+@pytest.fixture(scope="module")
+def uninterrupted_run(tmp_path_factory):
+    """Six tiny episodes (96 steps), run straight through: what a resumed run must equal."""
+    folder = tmp_path_factory.mktemp("uninterrupted")
+    result = run_script(*RESUMABLE_RUN, "--output", str(folder))
     assert result.returncode == 0, result.stderr
-    assert f"resuming after episode {len(checkpoint['episodes']) - 1}" in result.stdout
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    assert [e["episode"] for e in summary["episodes"]] == list(range(6))
-    assert summary["episodes"][: len(checkpoint["episodes"])] == checkpoint["episodes"]
-    assert summary["steps"] == steps
-    with open(tmp_path / "steps.csv") as file:
-        logged = [int(row["step"]) for row in csv.DictReader(file)]
-    assert logged == list(range(1, steps + 1))  # rows after the checkpoint were replaced
-    assert DQN.load(tmp_path / "model.zip").num_timesteps == steps
+    return folder
+
+
+def kill_when(folder, ready) -> None:
+    """Start the run, SIGKILL it as soon as ``ready(folder)`` holds (polled every ms)."""
+    process = subprocess.Popen(
+        [sys.executable, *RESUMABLE_RUN, "--output", str(folder)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    while not ready(folder) and process.poll() is None:
+        time.sleep(0.001)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    if process.returncode == 0:
+        pytest.skip("the run ended before the moment to kill it came (a very fast machine)")
+
+
+def episodes_checkpointed(folder) -> int:
+    try:
+        return len(json.loads((folder / "checkpoint" / "state.json").read_text())["episodes"])
+    except (FileNotFoundError, json.JSONDecodeError):
+        return 0
+
+
+@pytest.mark.parametrize(
+    "moment",
+    ["after the first checkpoint", "after the third checkpoint", "inside a checkpoint write"],
+)
+def test_a_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path, uninterrupted_run, moment):
+    folder = tmp_path / "run"
+    if moment == "inside a checkpoint write":
+        kill_when(
+            folder, lambda f: episodes_checkpointed(f) >= 1 and (f / "checkpoint.partial").exists()
+        )
+    else:
+        kill_when(folder, lambda f: episodes_checkpointed(f) >= (3 if "third" in moment else 1))
+    result = run_script(*RESUMABLE_RUN, "--output", str(folder), "--resume")
+    assert result.returncode == 0, result.stderr
+    assert "resuming after episode" in result.stdout
+    for name in ("steps.csv", "summary.json"):  # the same rows, returns and accuracies
+        assert (folder / name).read_text() == (uninterrupted_run / name).read_text(), name
+    assert DQN.load(folder / "model.zip").num_timesteps == 96
 
 
 @pytest.fixture(scope="module")
