@@ -29,16 +29,18 @@ docs/agent_design.md):
   2 on tiny.
 
 The logs and outputs keep the env's own rewards. Outputs, in ``--output`` (default
-``runs/sb3_dqn/<preset>-seed<seed>``): ``config.json``
-(the whole env config, these settings and the package version, written first),
-``model.zip`` and ``vecnormalize.pkl`` (the trained agent), ``steps.csv`` (a row per env
-step: lr, action, reward, loss, test accuracy at epoch ends), ``summary.json`` (each
-episode's return and final test accuracy), ``tensorboard/`` and ``checkpoint/`` (model,
-normalisation statistics, replay buffer and random states after every ``--checkpoint-every``
-episodes: ``--resume`` continues exactly as the uninterrupted run would have).
+``runs/sb3_dqn/<preset>-seed<seed>``): ``config.json`` (the whole env config, these settings
+and the package version, written first), ``model.zip``, ``vecnormalize.pkl`` and
+``normalization.json`` (the trained agent), ``steps.csv`` (a row per env step: lr, action,
+reward, loss, test accuracy at epoch ends), ``summary.json`` (each episode's return and
+final test accuracy), ``tensorboard/`` and ``checkpoint/`` (model, normalisation statistics,
+replay buffer and random states after every ``--checkpoint-every`` episodes: ``--resume``
+continues exactly as the uninterrupted run would have).
 ``--evaluate`` rebuilds the env from ``config.json``, never from today's preset.
-``model.zip``, ``vecnormalize.pkl`` and the replay buffer are SB3's pickle-based formats:
-a run folder is code, so load only folders you trust.
+``model.zip``, ``vecnormalize.pkl`` and the replay buffer are SB3's pickle-based formats.
+``--evaluate`` reads none of their pickles (the Q-network's weights with
+``weights_only=True``, the statistics from ``normalization.json``); ``--resume`` loads them
+only if they match the ``checksums.json`` written with them, or with ``--trust``.
 """
 
 from __future__ import annotations
@@ -71,8 +73,12 @@ from qan_env.config import EnvConfig, learning_mdp, make_config, parse_overrides
 from qan_env.evaluation import HELD_OUT_SEEDS, SB3Policy, evaluate
 from qan_env.run_folder import (
     CHECKPOINT_FOLDER,
+    Normalization,
+    changed_files,
     read_run_config,
     write_atomically,
+    write_checksums,
+    write_normalization,
     write_run_config,
 )
 from qan_env.training.config import resolve_device
@@ -105,6 +111,9 @@ class Args:
     """a run folder: run its model greedily on --eval-seeds instead of training"""
     eval_seeds: tuple[int, ...] = HELD_OUT_SEEDS
     """seeds of the greedy evaluation: by default the held-out seeds"""
+    trust: bool = False
+    """load SB3's pickle-based files (which can run code) where the pickle-free ones are
+    missing (--evaluate of an older run) or do not match their checksums (--resume)"""
     # DQN, sized for an env whose whole run is thousands to hundreds of thousands of steps.
     frame_stack: int = 1
     """observations in a state (the paper's state history: 4)"""
@@ -129,6 +138,8 @@ class Args:
 
 
 DEFAULT_EPISODES = {"paper": 10, "quick": 120, "tiny": 2}
+#: A checkpoint's files that only SB3's pickle-based loaders read; checksums.json records them.
+PICKLED_FILES = ("model.zip", "replay_buffer.pkl", "vecnormalize.pkl")
 
 CSV_COLUMNS = [
     "step",
@@ -388,15 +399,23 @@ def save_checkpoint(
     model.save(partial / "model.zip")
     model.save_replay_buffer(partial / "replay_buffer.pkl")
     model.get_vec_normalize_env().save(str(partial / "vecnormalize.pkl"))
-    for name in ("model.zip", "replay_buffer.pkl", "vecnormalize.pkl"):
+    save_normalization(model.get_vec_normalize_env(), partial)
+    for name in PICKLED_FILES:
         with open(partial / name, "rb") as file:
             os.fsync(file.fileno())
+    write_checksums(partial, list(PICKLED_FILES))
     state = {"steps": model.num_timesteps, "episodes": episodes, "random_state": random_state}
     write_atomically(partial / "state.json", json.dumps(state, indent=2))  # complete now
     if folder.exists():
         folder.rename(old)
     partial.rename(folder)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def save_normalization(venv: VecNormalize, folder: Path) -> None:
+    """The observation statistics as JSON, beside SB3's pickle: evaluation reads these."""
+    statistics = Normalization(venv.obs_rms.mean, venv.obs_rms.var, venv.clip_obs, venv.epsilon)
+    write_normalization(folder, statistics)
 
 
 def recover_checkpoint(folder: Path) -> None:
@@ -451,9 +470,11 @@ def run_evaluation(args: Args) -> None:
     """The saved model, greedy (epsilon 0), on ``--eval-seeds``, on the run's own env."""
     try:
         run = read_run_config(args.evaluate)
-        config = with_overrides(run.env, parse_overrides(args.env))
+        # A folder's config never downloads anything: only --env download=True does.
+        overrides = {"download": False, **parse_overrides(args.env)}
+        config = with_overrides(run.env, overrides)
         env = gym.make("qan_env/LRSchedule-v0", config=config)
-        policy = SB3Policy.load(args.evaluate)
+        policy = SB3Policy.load(args.evaluate, trust=args.trust)
     except (FileNotFoundError, ValueError) as error:
         raise SystemExit(f"--evaluate: {error}") from error
     preset = run.agent["preset"]
@@ -535,6 +556,12 @@ def train(args: Args) -> None:
     single = DummyVecEnv([lambda: env])
     stacked = VecFrameStack(single, n_stack=args.frame_stack)
     if resuming:
+        if (changed := changed_files(checkpoint)) and not args.trust:
+            raise SystemExit(
+                f"--resume: {checkpoint} holds files that are not the ones this run wrote "
+                f"({', '.join(changed)}); they are pickles, which can run code. Pass --trust "
+                f"to load them anyway"
+            )
         state = json.loads((checkpoint / "state.json").read_text())
         episodes, done_steps = state["episodes"], state["steps"]
         venv = VecNormalize.load(str(checkpoint / "vecnormalize.pkl"), stacked)
@@ -587,12 +614,16 @@ def train(args: Args) -> None:
     # --evaluate, comes last.
     venv.save(str(args.output / "vecnormalize.partial.pkl"))
     os.replace(args.output / "vecnormalize.partial.pkl", args.output / "vecnormalize.pkl")
+    save_normalization(venv, args.output)
     model.save(args.output / "model.partial.zip")
     os.replace(args.output / "model.partial.zip", args.output / "model.zip")
     venv.close()
     summary = {"steps": model.num_timesteps, "episodes": episodes}
     write_atomically(args.output / "summary.json", json.dumps(summary, indent=2) + "\n")
-    print(f"wrote {args.output}: config.json, model.zip, vecnormalize.pkl, steps.csv, summary.json")
+    print(
+        f"wrote {args.output}: config.json, model.zip, vecnormalize.pkl, normalization.json, "
+        f"steps.csv, summary.json"
+    )
 
 
 def main() -> None:

@@ -77,6 +77,9 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--only", nargs="+", metavar="NAME", help="these policies only")
     parser.add_argument(
+        "--trust", action="store_true", help="read an older run's vecnormalize.pkl (a pickle)"
+    )
+    parser.add_argument(
         "--small", action="store_true", help="two epochs, one seed, two peaks: a smoke run"
     )
     args = parser.parse_args()
@@ -232,7 +235,8 @@ def main() -> None:
     output = args.output or args.run / "comparison"
     try:
         overrides = {**parse_overrides(args.env), **({"epochs": 2} if args.small else {})}
-        config = with_overrides(read_run_config(args.run).env, overrides)
+        # A folder's config never downloads anything: only --env download=True does.
+        config = with_overrides(read_run_config(args.run).env, {"download": False, **overrides})
         env = LRScheduleEnv(config=config)
     except (FileNotFoundError, ValueError) as error:
         raise SystemExit(f"compare_schedules.py: {error}") from error
@@ -242,8 +246,8 @@ def main() -> None:
     )
 
     try:
-        policy = SB3Policy.load(args.run, POLICY)
-    except FileNotFoundError as error:
+        policy = SB3Policy.load(args.run, POLICY, trust=args.trust)
+    except (FileNotFoundError, ValueError) as error:
         raise SystemExit(f"compare_schedules.py: {error}") from error
     if policy.note:
         print(policy.note)

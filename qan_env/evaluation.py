@@ -8,6 +8,7 @@ random policy over the same actions and beside fixed schedules, on the same seed
 from __future__ import annotations
 
 import math
+import pickle
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,7 +19,13 @@ import numpy as np
 from gymnasium import spaces
 
 from qan_env.env import LRScheduleEnv
-from qan_env.run_folder import MODEL_FILE, model_folder, read_run_config
+from qan_env.run_folder import (
+    MODEL_FILE,
+    Normalization,
+    model_folder,
+    policy_weights,
+    read_normalization,
+)
 from qan_env.schedules import LRSchedule
 
 #: Seeds kept for evaluation: no training episode and no tuning uses them.
@@ -84,46 +91,75 @@ class RandomPolicy:
 
 
 class SB3Policy:
-    """A trained Stable-Baselines3 model, acting greedily (``deterministic=True``).
+    """A trained Stable-Baselines3 DQN, acting greedily (``deterministic=True``).
 
-    It sees what it saw in training, through SB3's own code: the last ``k`` observations
-    stacked by ``StackedObservations`` (the engine of ``VecFrameStack``; ``k`` is read off
-    the model's observation space), then normalised by the run's ``VecNormalize``
-    statistics, frozen.
+    It sees what it saw in training: the last ``k`` observations stacked by SB3's
+    ``StackedObservations`` (the engine of ``VecFrameStack``; ``k`` is read off the
+    network's input size), then normalised by the run's statistics, frozen. Loading reads
+    no pickle: the Q-network's weights come out of ``model.zip`` with
+    ``weights_only=True`` into SB3's own ``DQNPolicy``, the statistics from
+    ``normalization.json``.
     """
 
-    def __init__(self, model, normalizer=None, name: str = "DQN (greedy)", note: str = "") -> None:
-        self.model = model
-        self.normalizer = normalizer
+    def __init__(
+        self,
+        policy,
+        normalization: Normalization | None = None,
+        name: str = "DQN (greedy)",
+        note: str = "",
+    ) -> None:
+        self.policy = policy
+        self.normalization = normalization
         self.name = name
         self.note = note  # said when the model is not the run's finished one
         self.frames = None  # a StackedObservations, made for the first observation
         self.episode_started = False
 
     @classmethod
-    def load(cls, run_dir: str | Path, name: str = "DQN (greedy)") -> SB3Policy:
-        """The ``model.zip`` and ``vecnormalize.pkl`` that ``agents/sb3_dqn.py`` wrote; of
-        an interrupted run, those of its last checkpoint (``note`` says so).
+    def load(
+        cls, run_dir: str | Path, name: str = "DQN (greedy)", trust: bool = False
+    ) -> SB3Policy:
+        """The policy that ``agents/sb3_dqn.py`` saved in ``run_dir``; of an interrupted
+        run, its last checkpoint's (``note`` says so).
 
-        Both are SB3's pickle-based formats: load only run folders you trust.
+        A folder of an older version keeps its statistics only in ``vecnormalize.pkl``, a
+        pickle, which can run code: it is read only with ``trust``.
         """
-        from stable_baselines3 import DQN
-        from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecNormalize
+        from stable_baselines3.dqn.policies import DQNPolicy
 
-        config = read_run_config(run_dir).env
         folder, note = model_folder(run_dir)
-        model = DQN.load(folder / MODEL_FILE, device="cpu")
-        normalizer = None
-        if (folder / "vecnormalize.pkl").exists():
-            # VecNormalize.load checks its statistics against an env of the run's shapes.
-            single = DummyVecEnv([lambda: LRScheduleEnv(config=config)])
-            stack = model.observation_space.shape[0] // single.observation_space.shape[0]
-            normalizer = VecNormalize.load(
-                str(folder / "vecnormalize.pkl"), VecFrameStack(single, stack)
+        weights = policy_weights(folder / MODEL_FILE)
+        layers = sorted(
+            (int(key.split(".")[2]), tensor)
+            for key, tensor in weights.items()
+            if key.startswith("q_net.q_net.") and key.endswith(".weight")
+        )
+        inputs, actions = layers[0][1].shape[1], layers[-1][1].shape[0]
+        policy = DQNPolicy(
+            spaces.Box(-np.inf, np.inf, (inputs,), np.float32),
+            spaces.Discrete(actions),
+            lr_schedule=lambda _: 0.0,  # never trained here
+            net_arch=[tensor.shape[0] for _, tensor in layers[:-1]],
+        )
+        policy.load_state_dict(weights)
+        policy.set_training_mode(False)
+        return cls(policy, cls._normalization(folder, trust), name, note)
+
+    @staticmethod
+    def _normalization(folder: Path, trust: bool) -> Normalization | None:
+        normalization = read_normalization(folder)
+        pickled = Path(folder) / "vecnormalize.pkl"
+        if normalization is not None or not pickled.exists():
+            return normalization
+        if not trust:
+            raise ValueError(
+                f"{folder} keeps its normalisation statistics only in vecnormalize.pkl (a run "
+                f"folder of an older version): a pickle, which can run code. Pass --trust if "
+                f"the folder comes from a source you trust"
             )
-            normalizer.training = False
-            normalizer.norm_reward = False
-        return cls(model, normalizer, name, note)
+        with open(pickled, "rb") as file:
+            saved = pickle.load(file)  # a VecNormalize without its env; trusted above
+        return Normalization(saved.obs_rms.mean, saved.obs_rms.var, saved.clip_obs, saved.epsilon)
 
     def reset(self, seed: int) -> None:
         self.episode_started = False
@@ -135,7 +171,7 @@ class SB3Policy:
         batch = observation[None]
         if self.frames is None:
             single = spaces.Box(-np.inf, np.inf, observation.shape, np.float32)
-            stack = self.model.observation_space.shape[0] // observation.shape[0]
+            stack = self.policy.observation_space.shape[0] // observation.shape[0]
             self.frames = StackedObservations(1, stack, single)
         if self.episode_started:
             stacked, _ = self.frames.update(batch, np.array([False]), [{}])
@@ -143,12 +179,12 @@ class SB3Policy:
             stacked = self.frames.reset(batch)
             self.episode_started = True
         stacked = stacked.copy()  # the stack's own buffer changes with the next observation
-        if self.normalizer is not None:
-            stacked = self.normalizer.normalize_obs(stacked)
+        if self.normalization is not None:
+            stacked = self.normalization(stacked)
         return stacked
 
     def act(self, observation: np.ndarray, step: int) -> int:
-        action, _ = self.model.predict(self.model_input(observation), deterministic=True)
+        action, _ = self.policy.predict(self.model_input(observation), deterministic=True)
         return int(action[0])
 
 

@@ -1,4 +1,6 @@
-"""A run folder's ``config.json``: what a run ran, so that it can be evaluated on exactly that.
+"""A run folder's own files: ``config.json`` (what a run ran, so that it can be evaluated on
+exactly that), ``normalization.json`` (the observation statistics) and ``checksums.json``
+(of the files that only SB3's pickle-based loaders read), all read without pickle.
 
 It holds the full resolved ``EnvConfig`` (every field, not a preset's name: presets change),
 the agent's settings and the package version. Written to a temporary name and renamed, so
@@ -8,17 +10,25 @@ the env's arguments.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import torch
 
 from qan_env import __version__
 from qan_env.config import EnvConfig, config_from_dict
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.zip"
+NORMALIZATION_FILE = "normalization.json"
+CHECKSUM_FILE = "checksums.json"
 CHECKPOINT_FOLDER = "checkpoint"
 
 
@@ -81,3 +91,72 @@ def model_folder(folder: Path) -> tuple[Path, str]:
         f"{folder} is unfinished and has no checkpoint yet (no {MODEL_FILE}, no "
         f"{CHECKPOINT_FOLDER}/{MODEL_FILE}): --resume the run, or wait for its first checkpoint"
     )
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """Observation statistics, frozen, applied as SB3's ``VecNormalize`` applies them:
+    ``clip((x - mean) / sqrt(var + epsilon), -clip, clip)``."""
+
+    mean: np.ndarray
+    var: np.ndarray
+    clip: float
+    epsilon: float
+
+    def __call__(self, observations: np.ndarray) -> np.ndarray:
+        scaled = (observations - self.mean) / np.sqrt(self.var + self.epsilon)
+        return np.clip(scaled, -self.clip, self.clip).astype(np.float32)
+
+
+def write_normalization(folder: Path, normalization: Normalization) -> Path:
+    values = {
+        "mean": normalization.mean.tolist(),
+        "var": normalization.var.tolist(),
+        "clip": normalization.clip,
+        "epsilon": normalization.epsilon,
+    }
+    return write_atomically(Path(folder) / NORMALIZATION_FILE, json.dumps(values) + "\n")
+
+
+def read_normalization(folder: Path) -> Normalization | None:
+    """The folder's statistics, or None when it has no ``normalization.json``."""
+    path = Path(folder) / NORMALIZATION_FILE
+    if not path.is_file():
+        return None
+    values = json.loads(path.read_text())
+    mean, var = (np.asarray(values[key], dtype=np.float64) for key in ("mean", "var"))
+    if mean.shape != var.shape or mean.ndim != 1 or not (var >= 0).all():
+        raise ValueError(f"{path} is not a run's normalisation statistics")
+    return Normalization(mean, var, float(values["clip"]), float(values["epsilon"]))
+
+
+def policy_weights(model_zip: Path) -> dict[str, torch.Tensor]:
+    """The policy's weights inside SB3's ``model.zip``, read with ``weights_only=True``:
+    tensors only, no pickle (the archive's other entries, which are, are not read)."""
+    with zipfile.ZipFile(model_zip) as archive:
+        data = archive.read("policy.pth")
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def write_checksums(folder: Path, names: list[str]) -> Path:
+    """The sha256 of each named file of ``folder``, recorded when they are written."""
+    sums = {name: file_digest(Path(folder) / name) for name in names}
+    return write_atomically(Path(folder) / CHECKSUM_FILE, json.dumps(sums, indent=2) + "\n")
+
+
+def changed_files(folder: Path) -> list[str]:
+    """The files whose content is not what ``checksums.json`` recorded (all of them when
+    there is no record)."""
+    path = Path(folder) / CHECKSUM_FILE
+    if not path.is_file():
+        return ["(no checksums.json)"]
+    sums = json.loads(path.read_text())
+    return [
+        name
+        for name, digest in sums.items()
+        if not (Path(folder) / name).is_file() or file_digest(Path(folder) / name) != digest
+    ]

@@ -6,6 +6,8 @@ import csv
 import dataclasses
 import importlib.util
 import json
+import pathlib
+import pickle
 import shutil
 import signal
 import subprocess
@@ -68,7 +70,8 @@ def test_agent_script_trains_two_tiny_episodes_and_writes_its_outputs(tmp_path):
     assert "\r" not in result.stderr
     bar = [line for line in result.stderr.splitlines() if "step/s" in line]
     assert bar[-1].startswith("100%|") and all(len(line) <= 120 for line in bar)
-    for name in ("config.json", "model.zip", "vecnormalize.pkl", "steps.csv", "summary.json"):
+    written = ("config.json", "model.zip", "vecnormalize.pkl", "normalization.json")
+    for name in (*written, "steps.csv", "summary.json"):
         assert (tmp_path / name).is_file(), name
     config = json.loads((tmp_path / "config.json").read_text())
     agent = agent_module()
@@ -183,7 +186,7 @@ def test_evaluate_uses_the_saved_config_when_the_preset_has_changed(tiny_run, mo
 def test_evaluate_of_an_unfinished_run_uses_its_checkpoint_or_says_what_to_do(tiny_run, tmp_path):
     unfinished = tmp_path / "run"
     shutil.copytree(tiny_run, unfinished)
-    for name in ("model.zip", "vecnormalize.pkl", "summary.json"):  # as if killed
+    for name in ("model.zip", "vecnormalize.pkl", "normalization.json", "summary.json"):  # killed
         (unfinished / name).unlink()
     result = run_script("agents/sb3_dqn.py", "--evaluate", str(unfinished), "--eval-seeds", "4")
     assert result.returncode == 0, result.stderr
@@ -309,3 +312,50 @@ def test_truncate_csv_drops_later_rows_and_a_half_written_one(tmp_path):
     path.write_text("\n".join(rows[:3] + rows[4:]) + "\n")  # step 3 is missing
     with pytest.raises(SystemExit, match="does not hold steps 1 to 4"):
         agent.truncate_csv(path, steps=4)
+
+
+class RunsCode:
+    """Unpickling this writes a file: what a crafted pickle in a run folder could do."""
+
+    def __init__(self, marker) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (pathlib.Path.touch, (pathlib.Path(self.marker),))
+
+
+def test_evaluate_reads_no_pickle_and_refuses_an_older_folder_without_trust(tiny_run, tmp_path):
+    folder = tmp_path / "run"
+    shutil.copytree(tiny_run, folder)
+    marker = tmp_path / "code_ran"
+    (folder / "vecnormalize.pkl").write_bytes(pickle.dumps(RunsCode(marker)))
+    result = run_script("agents/sb3_dqn.py", "--evaluate", str(folder), "--eval-seeds", "4")
+    assert result.returncode == 0, result.stderr
+    assert not marker.exists()  # the statistics came from normalization.json
+
+    (folder / "normalization.json").unlink()  # as a folder of an older version
+    result = run_script("agents/sb3_dqn.py", "--evaluate", str(folder), "--eval-seeds", "4")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "only in vecnormalize.pkl" in result.stderr and "--trust" in result.stderr
+    assert not marker.exists()
+
+    (first,) = json.loads((folder / "evaluation.json").read_text())
+    shutil.copy(tiny_run / "vecnormalize.pkl", folder)  # a real one, from a trusted source
+    result = run_script(
+        "agents/sb3_dqn.py", "--evaluate", str(folder), "--eval-seeds", "4", "--trust"
+    )
+    assert result.returncode == 0, result.stderr
+    (again,) = json.loads((folder / "evaluation.json").read_text())
+    assert again["actions"] == first["actions"]  # the same statistics, read from the pickle
+
+
+def test_resume_refuses_checkpoint_files_that_are_not_the_ones_written(tiny_run, tmp_path):
+    folder = tmp_path / "run"
+    shutil.copytree(tiny_run, folder)
+    replay = folder / "checkpoint" / "replay_buffer.pkl"
+    replay.write_bytes(pickle.dumps(RunsCode(tmp_path / "code_ran")))
+    args = ["--preset", "tiny", "--mdp", "paper", "--episodes", "2", "--output", str(folder)]
+    result = run_script("agents/sb3_dqn.py", *args, "--resume")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "not the ones this run wrote (replay_buffer.pkl)" in result.stderr
+    assert not (tmp_path / "code_ran").exists()
