@@ -192,3 +192,9 @@ def test_numpy_scalars_are_accepted_and_stored_as_python_numbers():
     config = make_config("tiny", epochs=np.int64(3), initial_lr=np.float32(0.25))
     assert config.epochs == 3 and type(config.epochs) is int
     assert config.initial_lr == 0.25 and type(config.initial_lr) is float
+
+
+def test_a_network_too_large_for_memory_is_refused_before_it_is_built():
+    with pytest.raises(ValueError, match=r"depth=1000 is not allowed: with widen_factor=32, a "):
+        make_config("tiny", depth=1000, widen_factor=32)  # 16 billion parameters
+    assert make_config("tiny", depth=28, widen_factor=10).depth == 28  # WRN-28-10 is fine

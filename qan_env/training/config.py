@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from qan_env.training import data
-from qan_env.training.models import check_depth
+from qan_env.training.models import check_depth, parameter_count
 from qan_env.validation import check_choice, check_flag, check_float, check_int, refuse
 
 PRECISIONS = ("fp32", "bf16")
@@ -26,6 +26,7 @@ MAX_DEPTH = 1000
 MAX_WIDEN_FACTOR = 32
 MAX_BATCH_SIZE = 65_536
 MAX_EPOCHS = 100_000
+MAX_PARAMETERS = 100_000_000  # WRN-28-10, the largest of the WRN paper, has 36.5M
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,13 @@ class TrainingConfig:
             refuse("depth", self.depth, "an integer 6n+4 with n >= 1 (10, 16, 22, 28, 34, 40, ...)")
         check_depth(self.depth)
         check_int(self, "depth", 10, MAX_DEPTH)
+        if (parameters := parameter_count(self.depth, self.widen_factor)) > MAX_PARAMETERS:
+            refuse(
+                "depth",
+                self.depth,
+                f"with widen_factor={self.widen_factor}, a network of at most "
+                f"{MAX_PARAMETERS:,} parameters (this one: {parameters:,})",
+            )
         check_float(self, "dropout", 0.0, 1.0)
         if self.dropout == 1.0:
             refuse("dropout", self.dropout, "a probability in [0, 1)")

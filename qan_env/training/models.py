@@ -159,3 +159,20 @@ def conv_layer_names(depth: int, widen_factor: int) -> tuple[str, ...]:
     with torch.device("meta"):
         model = WideResNet(depth, widen_factor)
     return tuple(name for name, module in model.named_modules() if isinstance(module, nn.Conv2d))
+
+
+def parameter_count(depth: int, widen_factor: int) -> int:
+    """Parameters of WRN-``depth``-``widen_factor`` (10 classes, RGB), counted in closed
+    form: no model is built, so a config can refuse a huge network at once."""
+    blocks = check_depth(depth)
+    widths = [16, 16 * widen_factor, 32 * widen_factor, 64 * widen_factor]
+    count = 3 * 9 * widths[0]  # the first conv
+    for group in range(3):
+        in_width, out_width = widths[group], widths[group + 1]
+        for index in range(blocks):
+            width = in_width if index == 0 else out_width
+            count += 2 * width + 9 * width * out_width  # bn1, conv1
+            count += 2 * out_width + 9 * out_width * out_width  # bn2, conv2
+            if width != out_width or (index == 0 and group > 0):
+                count += width * out_width  # the 1x1 projection shortcut
+    return count + 2 * widths[3] + 10 * widths[3] + 10  # the last bn and the classifier
