@@ -19,6 +19,7 @@ from qan_env.evaluation import (
     mean_ci,
     run_episode,
 )
+from qan_env.run_folder import Normalization
 from qan_env.schedules import (
     ActionSchedule,
     Constant,
@@ -148,7 +149,8 @@ def test_evaluation_is_greedy_same_seed_same_actions(env, exploring_model):
 
 
 def test_sb3_policy_sees_what_sb3s_wrappers_showed_the_model(env):
-    """Stacking and normalising by hand gives the very inputs VecFrameStack + VecNormalize give."""
+    """Stacking and normalising from the saved statistics gives the very inputs
+    VecFrameStack + VecNormalize give."""
     venv = VecNormalize(VecFrameStack(DummyVecEnv([lambda: LRScheduleEnv(preset="tiny")]), 3))
     venv.seed(0)
     venv.reset()
@@ -156,7 +158,8 @@ def test_sb3_policy_sees_what_sb3s_wrappers_showed_the_model(env):
         venv.step(np.array([step % 2]))
     venv.training = False
     model = DQN("MlpPolicy", venv, device="cpu", seed=0)
-    policy = SB3Policy(model, normalizer=venv)
+    statistics = Normalization(venv.obs_rms.mean, venv.obs_rms.var, venv.clip_obs, venv.epsilon)
+    policy = SB3Policy(model.policy, normalization=statistics)  # as normalization.json has it
     raw_env = LRScheduleEnv(preset="tiny")
     venv.seed(11)
     wrapped = venv.reset()
