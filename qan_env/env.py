@@ -107,7 +107,8 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
     describe the MDP before any reset.
 
     All randomness comes from ``reset(seed=...)``: with the same seed an episode is the
-    same bit for bit on the CPU, and torch's global RNG is never used.
+    same bit for bit on the CPU at the same number of torch threads (another count sums
+    in another order), and torch's global RNG is never used.
 
     ## Example
 
