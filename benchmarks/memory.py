@@ -66,7 +66,7 @@ def main() -> None:
             xlabel="episode",
             ylabel="resident memory (MB)",
             ylim=(0, 1.2 * max(megabytes)),
-            title=f"Resident memory over {episodes} tiny episodes: "
+            title=f"Resident memory over {episodes} tiny episodes\n"
             f"{megabytes[0]:.0f} MB after the first, {megabytes[-1]:.0f} MB after the last",
         )
         axes.grid(alpha=0.3)

@@ -115,16 +115,19 @@ def paired(records: list[EpisodeRecord], policy: str, reference: str) -> str:
 
 
 def feedback_share(records: list[EpisodeRecord]) -> float:
-    """The share of steps at which the policy's action was not the same on every seed."""
+    """The share of steps at which the policy's action was not the same on every seed
+    (of the episodes that ran to the end)."""
     runs = [r.actions for r in records if r.policy == POLICY]
-    steps = min(len(actions) for actions in runs)
-    return statistics.fmean(len({actions[k] for actions in runs}) > 1 for k in range(steps))
+    steps = max(len(actions) for actions in runs)
+    whole = [actions for actions in runs if len(actions) == steps]  # none that diverged
+    return statistics.fmean(len({actions[k] for actions in whole}) > 1 for k in range(steps))
 
 
 def write_table(records: list[EpisodeRecord], final_epoch: int, path: Path) -> str:
-    """One row per policy; the test accuracy at 40% of the run too, when that is an
-    earlier epoch than the last."""
-    early_epoch = max(1, round(0.4 * final_epoch))
+    """One row per policy; the test accuracy at the evaluated epoch nearest 40% of the run
+    too, when that is an earlier epoch than the last."""
+    evaluated = max((record.epochs for record in records), key=len) or [final_epoch]
+    early_epoch = min(evaluated, key=lambda epoch: abs(epoch - 0.4 * final_epoch))
     early = early_epoch < final_epoch
     names = list(dict.fromkeys(record.policy for record in records))
     lines = [
@@ -163,13 +166,15 @@ def plot_final_accuracy(records: list[EpisodeRecord], path: Path) -> None:
 
 
 def plot_test_accuracy(records: list[EpisodeRecord], path: Path) -> None:
-    """Paper Fig. 1: mean test accuracy per evaluated epoch, per policy."""
+    """Paper Fig. 1: mean test accuracy per evaluated epoch, per policy (a run that
+    diverged counts with its last accuracy)."""
     figure, axes = plt.subplots(figsize=(8, 5))
     for name in dict.fromkeys(record.policy for record in records):
         runs = [record for record in records if record.policy == name]
-        mean = np.mean([run.test_accuracy for run in runs], axis=0)
+        epochs = max((run.epochs for run in runs), key=len)  # a diverged run stops early
+        mean = [np.mean([run.accuracy_at(epoch) for run in runs]) for epoch in epochs]
         width = 2.5 if name == POLICY else 1.2
-        axes.plot(runs[0].epochs, mean, marker="o", markersize=3, label=name, linewidth=width)
+        axes.plot(epochs, mean, marker="o", markersize=3, label=name, linewidth=width)
     axes.set(xlabel="epoch", ylabel="test accuracy", title="Test accuracy (mean over seeds)")
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.grid(alpha=0.3)

@@ -65,12 +65,19 @@ class EpisodeRecord:
         return sum(self.rewards)
 
     def accuracy_at(self, epoch: int) -> float:
-        """Test accuracy after ``epoch`` (NaN when that epoch was not evaluated)."""
-        return self.test_accuracy[self.epochs.index(epoch)] if epoch in self.epochs else math.nan
+        """Test accuracy after ``epoch``; a run that diverged before it keeps its last
+        evaluated accuracy (as ``final_accuracy`` does); NaN when that epoch was not
+        evaluated."""
+        if epoch in self.epochs:
+            return self.test_accuracy[self.epochs.index(epoch)]
+        if self.diverged and self.epochs and epoch > self.epochs[-1]:
+            return self.test_accuracy[-1]
+        return math.nan
 
     @property
     def final_accuracy(self) -> float:
-        """The last evaluated test accuracy (NaN when none was)."""
+        """The last evaluated test accuracy (NaN when none was); of a run that diverged, the
+        last one before it diverged."""
         return self.test_accuracy[-1] if self.test_accuracy else math.nan
 
 
@@ -253,8 +260,8 @@ def mean_ci(values: list[float], confidence: float = 0.95) -> tuple[float, float
     comparison, pass the per-seed differences."""
     from scipy import stats
 
-    mean = statistics.fmean(values)
+    mean = float(np.mean(values))  # NaN, not an error, when a value is NaN
     if len(values) < 2:
         return mean, math.nan
-    sem = statistics.stdev(values) / math.sqrt(len(values))
+    sem = float(np.std(values, ddof=1)) / math.sqrt(len(values))
     return mean, float(stats.t.ppf((1 + confidence) / 2, len(values) - 1)) * sem

@@ -12,7 +12,7 @@ BENCHMARKS = sorted(
 
 def test_there_are_benchmarks():
     names = {path.stem for path in BENCHMARKS}
-    assert {"env_overhead", "features_cost", "data_pipeline", "gpu"} <= names
+    assert {"env_overhead", "features_cost", "data_pipeline", "gpu", "memory"} <= names
 
 
 @pytest.mark.parametrize("script", BENCHMARKS, ids=lambda path: path.stem)

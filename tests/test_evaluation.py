@@ -12,6 +12,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecNorm
 from qan_env import LRScheduleEnv
 from qan_env.actions import DECAY, RESTART
 from qan_env.evaluation import (
+    EpisodeRecord,
     RandomPolicy,
     SB3Policy,
     best_of,
@@ -207,3 +208,12 @@ def test_mean_and_confidence_interval_on_known_numbers():
     mean, half = mean_ci([0.7])
     assert mean == 0.7 and math.isnan(half)
     assert mean_ci([1, 2, 3, 4, 5], confidence=0.9)[1] == pytest.approx(1.5074433, rel=1e-6)
+
+
+def test_a_diverged_run_keeps_its_last_accuracy_and_nan_does_not_break_intervals():
+    diverged = EpisodeRecord("p", 0, epochs=[1, 2], test_accuracy=[0.2, 0.3], diverged=True)
+    finished = EpisodeRecord("p", 1, epochs=[2, 4], test_accuracy=[0.5, 0.6])
+    assert diverged.accuracy_at(4) == diverged.final_accuracy == 0.3
+    assert math.isnan(finished.accuracy_at(3))  # not evaluated, and the run went on
+    mean, half = mean_ci([0.5, math.nan, 0.7])
+    assert math.isnan(mean) and math.isnan(half)
