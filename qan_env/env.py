@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import math
+import os
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -198,6 +200,7 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
         super().reset(seed=seed)
         if self._data is None:  # only the first reset reads the data
             self._data = load_device_data(self.config)
+        self._episode_start = copy.deepcopy(self.np_random.bit_generator.state)
         self._trainer = build_trainer(self.config, self._data, self.np_random)
         modules = dict(self._trainer.model.named_modules())
         self._monitored = [modules[name].weight for name in self.monitored_layers]
@@ -336,6 +339,66 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
         if heldout is not None:
             info["heldout_loss"] = heldout
         return info
+
+    def state_dict(self) -> dict[str, Any]:
+        """The running episode, whole, as tensors and plain values (``torch.save`` writes it
+        and ``torch.load(..., weights_only=True)`` reads it, no pickle): the env's random
+        state at the episode's start (which rebuilds its held-out split and generators) and
+        now, the trainer's state (weights, optimizer, last gradient, loader position and
+        generators), the lr, step, last loss and observation, and the training signals.
+        ``load_state_dict`` on an env of the same config continues it bit for bit on the
+        CPU (at the same thread count): a long episode can be preempted and continued."""
+        self._check_running()
+        return {
+            "config": self.config.to_dict(),
+            "episode_start": self._episode_start,
+            "np_random": self.np_random.bit_generator.state,
+            "trainer": self._trainer.state_dict(),
+            "lr": self._lr,
+            "steps": self._steps,
+            "previous_loss": self._previous_loss,
+            "last_observation": torch.from_numpy(self._last_observation),
+            "signals": None if self._signals is None else self._signals.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue the episode ``state_dict`` saved, on this env of the same config."""
+        if state["config"] != self.config.to_dict():
+            changed = [k for k, v in self.config.to_dict().items() if state["config"].get(k) != v]
+            raise ValueError(
+                f"this state is of an env with another config ({', '.join(changed)} differ): "
+                f"make the env with the config it was saved from"
+            )
+        if self._data is None:
+            self._data = load_device_data(self.config)
+        self.np_random.bit_generator.state = state["episode_start"]  # the same split, seeds
+        self._episode_start = state["episode_start"]
+        self._trainer = build_trainer(self.config, self._data, self.np_random)
+        self._trainer.load_state_dict(state["trainer"])
+        self.np_random.bit_generator.state = state["np_random"]
+        modules = dict(self._trainer.model.named_modules())
+        self._monitored = [modules[name].weight for name in self.monitored_layers]
+        self._lr, self._steps = state["lr"], state["steps"]
+        self._previous_loss = state["previous_loss"]
+        self._last_observation = state["last_observation"].numpy()
+        if self._signals is not None:
+            self._signals.load_state_dict(
+                {
+                    name: None if value is None else value.to(self.device)
+                    for name, value in state["signals"].items()
+                }
+            )
+        self._episode_over = False
+
+    def save(self, path: str | os.PathLike) -> None:
+        """``state_dict`` to ``path`` with ``torch.save``, written whole or not at all."""
+        partial = f"{os.fspath(path)}.partial"
+        torch.save(self.state_dict(), partial)
+        os.replace(partial, path)
+
+    def load(self, path: str | os.PathLike) -> None:
+        """Continue the episode saved at ``path``; read with ``weights_only=True``."""
+        self.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
 
     def close(self) -> None:
         """Free the network and the device copy of the data."""

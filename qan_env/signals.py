@@ -45,6 +45,16 @@ class TrainingSignals:
         self.heldout = heldout
         self._weights: dict[tuple[int, float], torch.Tensor] = {}
 
+    STATE = ("ema_short", "ema_long", "window", "log_grad_norm", "log_heldout")
+
+    def state_dict(self) -> dict:
+        """The running averages and the history the next step's signals continue from."""
+        return {name: getattr(self, name, None) for name in self.STATE}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name in self.STATE:
+            setattr(self, name, state[name])
+
     @property
     def names(self) -> tuple[str, ...]:
         names = (

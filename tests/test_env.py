@@ -356,3 +356,44 @@ def test_rewards_stay_finite_at_the_largest_reward_scale_when_training_diverges(
     while not terminated:
         _, reward, terminated, _, info = env.step(0)
     assert info["diverged"] and math.isfinite(reward) and reward < 0
+
+
+@pytest.mark.parametrize("mdp", ["paper", "learning"])
+def test_a_saved_episode_continues_bit_for_bit_in_a_new_env(tmp_path, mdp):
+    options = {} if mdp == "paper" else qan_env.learning_mdp(qan_env.make_config("tiny"))
+    config = qan_env.make_config("tiny", dropout=0.3, **options)  # dropout draws too
+    actions = [i % len(LRScheduleEnv(config=config).action_names) for i in range(40)]
+
+    def run(env, steps):
+        return [env.step(action) for action in steps]
+
+    first = LRScheduleEnv(config=config)
+    cut = first.steps_per_episode // 2  # mid-way, inside an epoch
+    first.reset(seed=3)
+    run(first, actions[:cut])
+    first.save(tmp_path / "episode.pt")
+    expected = run(first, actions[cut : first.steps_per_episode])
+
+    second = LRScheduleEnv(config=config)  # another env, no reset: the file is enough
+    second.load(tmp_path / "episode.pt")
+    continued = run(second, actions[cut : second.steps_per_episode])
+    assert len(continued) == len(expected) and continued[-1][2]  # to the episode's end
+    for (obs, reward, term, trunc, info), (obs2, reward2, term2, trunc2, info2) in zip(
+        continued, expected, strict=True
+    ):
+        np.testing.assert_array_equal(obs, obs2)
+        assert (reward, term, trunc, info) == (reward2, term2, trunc2, info2)
+    second.reset(seed=4)  # and the next episode is the one the first env would run
+    first.reset(seed=4)
+    assert run(second, actions[:2])[-1][4] == run(first, actions[:2])[-1][4]
+
+
+def test_a_saved_episode_is_refused_by_an_env_of_another_config(tmp_path, tiny_env):
+    tiny_env.reset(seed=0)
+    tiny_env.step(0)
+    tiny_env.save(tmp_path / "episode.pt")
+    other = LRScheduleEnv(preset="tiny", epochs=3)
+    with pytest.raises(ValueError, match=r"another config \(epochs differ\)"):
+        other.load(tmp_path / "episode.pt")
+    with pytest.raises(RuntimeError, match="call reset"):
+        LRScheduleEnv(preset="tiny").save(tmp_path / "never.pt")

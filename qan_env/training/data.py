@@ -500,6 +500,24 @@ class DeviceLoader:
         self._order = torch.empty(0, dtype=torch.int64)
         self._position = self.iterations_per_epoch
 
+    def state_dict(self) -> dict:
+        """The epoch's order, the position in it and both generators' states."""
+        state = {
+            "order": self._order.cpu(),
+            "position": self._position,
+            "shuffle": self.shuffle_generator.get_state(),
+        }
+        if self.augment_generator is not None:
+            state["augment"] = self.augment_generator.get_state()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self._order = state["order"].to(self.data.labels.device)
+        self._position = state["position"]
+        self.shuffle_generator.set_state(state["shuffle"])
+        if self.augment_generator is not None:
+            self.augment_generator.set_state(state["augment"])
+
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The next ``(images, labels)``: float32 ``[B, C, H, W]`` and int64 ``[B]``."""
         if self._position == self.iterations_per_epoch:

@@ -58,6 +58,30 @@ class Trainer:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    def state_dict(self) -> dict:
+        """Everything the rest of the run depends on, as tensors and plain values: weights
+        and batch-norm statistics, the optimizer's momentum, the last gradient (a training
+        signal reads its norm), the iteration, the batch drawn ahead, and the loader's."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "gradients": [p.grad for p in self.model.parameters()],
+            "iteration": self.iteration,
+            "pending": self._pending,
+            "loader": self.loader.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """``state_dict``'s inverse, on a trainer built for the same config and data."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        for parameter, gradient in zip(self.model.parameters(), state["gradients"], strict=True):
+            parameter.grad = None if gradient is None else gradient.to(parameter.device)
+        self.iteration = state["iteration"]
+        pending = state["pending"]
+        self._pending = None if pending is None else tuple(t.to(self.device) for t in pending)
+        self.loader.load_state_dict(state["loader"])
+
     def _loss(
         self, images: torch.Tensor, labels: torch.Tensor, reduction: str = "mean"
     ) -> tuple[torch.Tensor, torch.Tensor]:
