@@ -55,6 +55,7 @@ import os
 import random
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, TextIO
@@ -105,6 +106,10 @@ class Args:
     evaluation.json goes; None: the evaluated folder)"""
     checkpoint_every: int = 1
     """episodes between checkpoints"""
+    checkpoint_steps: int = 0
+    """also a checkpoint every this many env steps inside episodes (0: at episode ends only),
+    with the env's own state: a long episode (the paper preset's 19,500 steps) goes on
+    where it stopped instead of starting again"""
     resume: bool = False
     """continue from --output's checkpoint"""
     evaluate: Path | None = None
@@ -334,31 +339,81 @@ class EpisodeStart(gym.Wrapper):
 
 class EpisodeCheckpoint(BaseCallback):
     """Model, normalisation statistics, replay buffer, episode log and every random state
-    every few episodes.
+    every few episodes (and every ``steps`` env steps, with the running episode's state).
 
-    Saved when the next step begins (``on_rollout_start``; for the last episode, when
-    training ends), not at the episode's last step: by then SB3 has stored that step's
-    transition and trained on it, so the checkpoint is a point the uninterrupted run passes
-    through.
+    Saved when the next step begins (``on_rollout_start``; after the last step, when
+    training ends), not at the step itself: by then SB3 has stored that step's transition
+    and trained on it, so the checkpoint is a point the uninterrupted run passes through.
     """
 
-    def __init__(self, folder: Path, every: int, episodes: list[dict], env: EpisodeStart) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        every: int,
+        steps: int,
+        log: EpisodeLog,
+        env: EpisodeStart,
+        frames: VecFrameStack,
+    ) -> None:
         super().__init__()
-        self.folder, self.every, self.episodes, self.env = folder, every, episodes, env
-        self.due = False
+        self.folder, self.every, self.steps, self.log = folder, every, steps, log
+        self.env, self.frames = env, frames
+        self.due = self.in_episode = False
 
     def _on_step(self) -> bool:
-        self.due = bool(self.locals["dones"][0]) and len(self.episodes) % self.every == 0
+        done = bool(self.locals["dones"][0])
+        self.in_episode = not done
+        self.due = (done and len(self.log.episodes) % self.every == 0) or (
+            self.steps > 0 and self.num_timesteps % self.steps == 0
+        )
         return True
 
     def _on_rollout_start(self) -> None:
-        if self.due:
-            states = random_states(self.model, self.env)
-            save_checkpoint(self.model, self.folder, self.episodes, states)
-            self.due = False
+        if not self.due:
+            return
+        state = {
+            "steps": self.model.num_timesteps,
+            "episodes": self.log.episodes,
+            "random_state": random_states(self.model, self.env),
+        }
+        if self.in_episode:
+            state["episode_in_progress"] = {
+                "return": self.log.episode_return,
+                "last_accuracy": self.log.last_accuracy,
+            }
+        save_checkpoint(
+            self.model, self.folder, state, self.save_episode if self.in_episode else None
+        )
+        self.due = False
+
+    def save_episode(self, folder: Path) -> None:
+        """The running episode: the env's state (``torch.save``, read back with
+        ``weights_only``) and the agent's view of it (no pickle: ``allow_pickle=False``)."""
+        self.env.unwrapped.save(folder / "env.pt")
+        np.savez(
+            folder / "rollout.npz",
+            stacked=self.frames.stacked_obs.stacked_obs,
+            last_obs=self.model._last_obs,
+            last_original_obs=self.model._last_original_obs,
+        )
 
     def _on_training_end(self) -> None:
-        self._on_rollout_start()  # the last episode's, after its last training step
+        self._on_rollout_start()  # after the last training step
+
+
+def resume_episode(
+    checkpoint: Path, state: dict, model: DQN, env: EpisodeStart, frames: VecFrameStack
+) -> tuple[float, float]:
+    """Put the episode a checkpoint cut back in place: the env's state, the stacked and
+    last observations SB3 acts from. Returns the episode's return and last test accuracy
+    so far."""
+    env.unwrapped.load(checkpoint / "env.pt")
+    with np.load(checkpoint / "rollout.npz", allow_pickle=False) as arrays:
+        frames.stacked_obs.stacked_obs[...] = arrays["stacked"]
+        model._last_obs = arrays["last_obs"]
+        model._last_original_obs = arrays["last_original_obs"]
+    progress = state["episode_in_progress"]
+    return progress["return"], progress["last_accuracy"]
 
 
 def random_states(model: DQN, env: EpisodeStart) -> dict[str, Any]:
@@ -389,7 +444,10 @@ def restore_random_states(states: dict[str, Any], model: DQN, env: EpisodeStart)
 
 
 def save_checkpoint(
-    model: DQN, folder: Path, episodes: list[dict], random_state: dict[str, Any]
+    model: DQN,
+    folder: Path,
+    state: dict[str, Any],
+    save_more: Callable[[Path], None] | None = None,
 ) -> None:
     """Written whole to a side folder (``state.json`` last), then swapped in by two renames;
     ``recover_checkpoint`` finishes a swap that a kill cut short."""
@@ -404,7 +462,8 @@ def save_checkpoint(
         with open(partial / name, "rb") as file:
             os.fsync(file.fileno())
     write_checksums(partial, list(PICKLED_FILES))
-    state = {"steps": model.num_timesteps, "episodes": episodes, "random_state": random_state}
+    if save_more is not None:
+        save_more(partial)
     write_atomically(partial / "state.json", json.dumps(state, indent=2))  # complete now
     if folder.exists():
         folder.rename(old)
@@ -555,6 +614,7 @@ def train(args: Args) -> None:
     env = EpisodeStart(gym.make("qan_env/LRSchedule-v0", config=config))
     single = DummyVecEnv([lambda: env])
     stacked = VecFrameStack(single, n_stack=args.frame_stack)
+    in_progress = (0.0, math.nan)  # the running episode's return and last test accuracy
     if resuming:
         if (changed := changed_files(checkpoint)) and not args.trust:
             raise SystemExit(
@@ -579,8 +639,12 @@ def train(args: Args) -> None:
         model._last_obs = venv.reset()
         model._last_original_obs = venv.get_original_obs()
         venv.training = True
+        if "episode_in_progress" in state:  # cut mid-way: it goes on from there
+            in_progress = resume_episode(checkpoint, state, model, env, stacked)
         truncate_csv(args.output / "steps.csv", done_steps)
-        print(f"resuming after episode {len(episodes) - 1} ({done_steps} steps)")
+        where = "inside episode" if "episode_in_progress" in state else "after episode"
+        episode = len(episodes) if "episode_in_progress" in state else len(episodes) - 1
+        print(f"resuming {where} {episode} ({done_steps} steps)")
     else:
         if args.resume:
             print(f"no checkpoint in {checkpoint}: starting afresh")
@@ -594,13 +658,17 @@ def train(args: Args) -> None:
             **dqn_kwargs(args, steps_per_episode),
         )
 
+    log = EpisodeLog(episodes)
+    log.episode_return, log.last_accuracy = in_progress
     callbacks = CallbackList(
         [
             ProgressBar(total_steps, episodes),
             StepCSV(args.output / "steps.csv", episodes),
             EnvScalars(),
-            EpisodeLog(episodes),  # before the checkpoint, which saves its episode list
-            EpisodeCheckpoint(checkpoint, args.checkpoint_every, episodes, env),
+            log,  # before the checkpoint, which saves its episode list
+            EpisodeCheckpoint(
+                checkpoint, args.checkpoint_every, args.checkpoint_steps, log, env, stacked
+            ),
         ]
     )
     model.learn(

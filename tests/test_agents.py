@@ -108,10 +108,10 @@ def uninterrupted_run(tmp_path_factory):
     return folder
 
 
-def kill_when(folder, ready) -> None:
+def kill_when(folder, ready, *extra: str) -> None:
     """Start the run, SIGKILL it as soon as ``ready(folder)`` holds (polled every ms)."""
     process = subprocess.Popen(
-        [sys.executable, *RESUMABLE_RUN, "--output", str(folder)],
+        [sys.executable, *RESUMABLE_RUN, "--output", str(folder), *extra],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -124,28 +124,49 @@ def kill_when(folder, ready) -> None:
         pytest.skip("the run ended before the moment to kill it came (a very fast machine)")
 
 
-def episodes_checkpointed(folder) -> int:
+def checkpoint_state(folder) -> dict:
     try:
-        return len(json.loads((folder / "checkpoint" / "state.json").read_text())["episodes"])
+        return json.loads((folder / "checkpoint" / "state.json").read_text())
     except (FileNotFoundError, json.JSONDecodeError):
-        return 0
+        return {"steps": 0, "episodes": []}
+
+
+def episodes_checkpointed(folder) -> int:
+    return len(checkpoint_state(folder)["episodes"])
 
 
 @pytest.mark.parametrize(
     "moment",
-    ["after the first checkpoint", "after the third checkpoint", "inside a checkpoint write"],
+    [
+        "after the first checkpoint",
+        "after the third checkpoint",
+        "inside a checkpoint write",
+        "after a checkpoint inside an episode",
+    ],
 )
 def test_a_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path, uninterrupted_run, moment):
     folder = tmp_path / "run"
-    if moment == "inside a checkpoint write":
+    extra = []
+    if moment == "after a checkpoint inside an episode":
+        extra = ["--checkpoint-steps", "5"]  # 5, 10, ... : inside 16-step episodes
+
+        def mid_episode(f):
+            return checkpoint_state(f)["steps"] >= 20 and "episode_in_progress" in checkpoint_state(
+                f
+            )
+
+        kill_when(folder, mid_episode, *extra)
+    elif moment == "inside a checkpoint write":
         kill_when(
             folder, lambda f: episodes_checkpointed(f) >= 1 and (f / "checkpoint.partial").exists()
         )
     else:
         kill_when(folder, lambda f: episodes_checkpointed(f) >= (3 if "third" in moment else 1))
-    result = run_script(*RESUMABLE_RUN, "--output", str(folder), "--resume")
+    result = run_script(*RESUMABLE_RUN, "--output", str(folder), "--resume", *extra)
     assert result.returncode == 0, result.stderr
-    assert "resuming after episode" in result.stdout
+    assert (
+        "resuming inside episode" in result.stdout if extra else "resuming after" in result.stdout
+    )
     for name in ("steps.csv", "summary.json"):  # the same rows, returns and accuracies
         assert (folder / name).read_text() == (uninterrupted_run / name).read_text(), name
     assert DQN.load(folder / "model.zip").num_timesteps == 96
