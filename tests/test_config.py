@@ -51,6 +51,7 @@ def test_every_preset_is_valid_and_overridable(preset):
         ("decay_rate", 0.0, "> 0.0"),
         ("dropout", 1.0, r"\[0, 1\)"),
         ("momentum", 1.5, "<= 1.0"),
+        ("momentum", 0.0, "> 0 with nesterov=True"),  # found by the fuzz test
         ("restart_lr", 0.0, "> 0.0"),
         ("lr_floor", 0.5, "at most the initial and restart"),
         ("reward_scale", -1.0, "> 0.0"),

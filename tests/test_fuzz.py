@@ -56,7 +56,12 @@ def named_field(error: ValueError) -> str:
     return str(error).split("=")[0].split(" ")[0]
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,  # the same cases on every run: CI never meets a new one by chance
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(
     overrides=st.lists(st.sampled_from(FIELDS), min_size=1, max_size=2, unique=True).flatmap(
         lambda names: st.fixed_dictionaries({name: FIELD_VALUES[name] for name in names})

@@ -121,6 +121,8 @@ class TrainingConfig:
         if self.dropout == 1.0:
             refuse("dropout", self.dropout, "a probability in [0, 1)")
         check_float(self, "momentum", 0.0, 1.0)
+        if self.nesterov and self.momentum == 0.0:
+            refuse("momentum", self.momentum, "> 0 with nesterov=True (or nesterov=False)")
         check_float(self, "weight_decay", 0.0, 1.0)
         if not isinstance(self.device, str) or not _is_device_name(self.device):
             refuse("device", self.device, "'auto', 'cpu', 'cuda' or 'cuda:N'")
