@@ -8,6 +8,7 @@ import importlib.util
 import json
 import pathlib
 import pickle
+import re
 import shutil
 import signal
 import subprocess
@@ -68,7 +69,7 @@ def test_agent_script_trains_two_tiny_episodes_and_writes_its_outputs(tmp_path):
     assert result.stdout.splitlines()[0] == "preset: tiny (device: cpu)"
     # Not a terminal: the progress bar comes as whole lines of a fixed width, for a log.
     assert "\r" not in result.stderr
-    bar = [line for line in result.stderr.splitlines() if "step/s" in line]
+    bar = [line for line in result.stderr.splitlines() if re.match(r"\s*\d+%\|", line)]
     assert bar[-1].startswith("100%|") and all(len(line) <= 120 for line in bar)
     written = ("config.json", "model.zip", "vecnormalize.pkl", "normalization.json")
     for name in (*written, "steps.csv", "summary.json"):
