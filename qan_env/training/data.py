@@ -283,38 +283,31 @@ def _synthetic_split(size: int, bank: tuple, generator: torch.Generator) -> Imag
 
 
 #: The data sets a config can name (``register_dataset`` adds in-memory ones).
+def _by_flag(train: bool) -> dict[str, Any]:
+    return {"train": train}
+
+
+def _by_split(train: bool) -> dict[str, Any]:
+    return {"split": "train" if train else "test"}
+
+
 SOURCES: dict[str, DataSource] = {
-    "cifar10": DataSource(lambda c: load_cifar10(c.data_dir, c.download), 50_000, 10, flip=True),
+    # name: DataSource(reader, training images, classes, flip)
+    "cifar10": DataSource(lambda c: load_cifar10(c.data_dir, c.download), 50_000, 10, True),
     "cifar100": DataSource(
-        _torchvision_reader("CIFAR100", "cifar-100-python", lambda train: {"train": train}),
-        50_000,
-        100,
-        flip=True,
+        _torchvision_reader("CIFAR100", "cifar-100-python", _by_flag), 50_000, 100, True
     ),
-    "svhn": DataSource(
-        _torchvision_reader("SVHN", "", lambda train: {"split": "train" if train else "test"}),
-        73_257,
-        10,
-        flip=False,
-    ),
-    "mnist": DataSource(
-        _torchvision_reader("MNIST", "MNIST/raw", lambda train: {"train": train}),
-        60_000,
-        10,
-        flip=False,
-    ),
+    "svhn": DataSource(_torchvision_reader("SVHN", "", _by_split), 73_257, 10, False),
+    "mnist": DataSource(_torchvision_reader("MNIST", "MNIST/raw", _by_flag), 60_000, 10, False),
     "fashion_mnist": DataSource(
-        _torchvision_reader("FashionMNIST", "FashionMNIST/raw", lambda train: {"train": train}),
-        60_000,
-        10,
-        flip=True,
+        _torchvision_reader("FashionMNIST", "FashionMNIST/raw", _by_flag), 60_000, 10, True
     ),
-    "digits": DataSource(lambda c: load_digits(), 1797 - DIGITS_TEST_SIZE, 10, flip=False),
+    "digits": DataSource(lambda c: load_digits(), 1797 - DIGITS_TEST_SIZE, 10, False),
     "synthetic": DataSource(
         lambda c: synthetic_cifar(c.synthetic_train_size, c.synthetic_test_size, c.synthetic_seed),
         None,
         SYNTHETIC_CLASSES,
-        flip=True,
+        True,
     ),
 }
 BUILT_IN = tuple(SOURCES)
