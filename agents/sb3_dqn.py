@@ -70,13 +70,15 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecNorm
 from tqdm import tqdm
 
 import qan_env
-from qan_env.config import EnvConfig, learning_mdp, make_config, parse_overrides, with_overrides
+from qan_env.config import EnvConfig, learning_mdp, make_config, parse_overrides
 from qan_env.evaluation import HELD_OUT_SEEDS, SB3Policy, evaluate
+from qan_env.files import replace_atomically
 from qan_env.run_folder import (
     CHECKPOINT_FOLDER,
     Normalization,
     changed_files,
     read_run_config,
+    saved_env,
     write_atomically,
     write_checksums,
     write_normalization,
@@ -529,9 +531,7 @@ def run_evaluation(args: Args) -> None:
     """The saved model, greedy (epsilon 0), on ``--eval-seeds``, on the run's own env."""
     try:
         run = read_run_config(args.evaluate)
-        # A folder's config never downloads anything: only --env download=True does.
-        overrides = {"download": False, **parse_overrides(args.env)}
-        config = with_overrides(run.env, overrides)
+        config = saved_env(args.evaluate, parse_overrides(args.env))
         env = gym.make("qan_env/LRSchedule-v0", config=config)
         policy = SB3Policy.load(args.evaluate, trust=args.trust)
     except (FileNotFoundError, ValueError) as error:
@@ -680,11 +680,9 @@ def train(args: Args) -> None:
     )
     # Each to a side name, then renamed: model.zip, which marks the run as finished for
     # --evaluate, comes last.
-    venv.save(str(args.output / "vecnormalize.partial.pkl"))
-    os.replace(args.output / "vecnormalize.partial.pkl", args.output / "vecnormalize.pkl")
+    replace_atomically(args.output / "vecnormalize.pkl", lambda path: venv.save(str(path)))
     save_normalization(venv, args.output)
-    model.save(args.output / "model.partial.zip")
-    os.replace(args.output / "model.partial.zip", args.output / "model.zip")
+    replace_atomically(args.output / "model.zip", model.save)
     venv.close()
     summary = {"steps": model.num_timesteps, "episodes": episodes}
     write_atomically(args.output / "summary.json", json.dumps(summary, indent=2) + "\n")

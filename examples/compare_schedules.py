@@ -42,7 +42,7 @@ from matplotlib.ticker import MaxNLocator
 
 from qan_env import LRScheduleEnv
 from qan_env.actions import make_actions
-from qan_env.config import EnvConfig, config_from_dict, parse_overrides, with_overrides
+from qan_env.config import EnvConfig, config_from_dict, parse_overrides
 from qan_env.evaluation import (
     HELD_OUT_SEEDS,
     TUNING_SEEDS,
@@ -53,7 +53,7 @@ from qan_env.evaluation import (
     evaluate,
     mean_ci,
 )
-from qan_env.run_folder import read_run_config
+from qan_env.run_folder import saved_env
 from qan_env.schedules import Cosine, Replayed, baselines
 
 POLICY = "DQN (greedy)"
@@ -240,8 +240,7 @@ def main() -> None:
     output = args.output or args.run / "comparison"
     try:
         overrides = {**parse_overrides(args.env), **({"epochs": 2} if args.small else {})}
-        # A folder's config never downloads anything: only --env download=True does.
-        config = with_overrides(read_run_config(args.run).env, {"download": False, **overrides})
+        config = saved_env(args.run, overrides)
         env = LRScheduleEnv(config=config)
     except (FileNotFoundError, ValueError) as error:
         raise SystemExit(f"compare_schedules.py: {error}") from error

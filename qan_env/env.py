@@ -15,6 +15,7 @@ from gymnasium import spaces
 from qan_env.actions import make_actions
 from qan_env.config import LR_LIMIT, EnvConfig, make_config, with_overrides
 from qan_env.features import feature_names, layer_statistics
+from qan_env.files import replace_atomically
 from qan_env.rewards import default_reward_scale, divergence_penalty, log_loss_decrease
 from qan_env.signals import SCHEDULE_NAMES, TrainingSignals, schedule_signals
 from qan_env.training.config import resolve_device
@@ -200,10 +201,7 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
         super().reset(seed=seed)
         if self._data is None:  # only the first reset reads the data
             self._data = load_device_data(self.config)
-        self._episode_start = copy.deepcopy(self.np_random.bit_generator.state)
-        self._trainer = build_trainer(self.config, self._data, self.np_random)
-        modules = dict(self._trainer.model.named_modules())
-        self._monitored = [modules[name].weight for name in self.monitored_layers]
+        self._start_run()
         self._lr = self.config.initial_lr
         self._steps = 0
         # The gradient norm is a training signal: measure one at reset, with no update.
@@ -223,6 +221,14 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
         self._last_observation = observation
         self._episode_over = False
         return observation, self._info(loss, heldout, diverged=False)
+
+    def _start_run(self) -> None:
+        """A fresh training run drawn from ``np_random``, whose state before the draw is
+        kept: it is what rebuilds this run's split, weights and generators on load."""
+        self._episode_start = copy.deepcopy(self.np_random.bit_generator.state)
+        self._trainer = build_trainer(self.config, self._data, self.np_random)
+        modules = dict(self._trainer.model.named_modules())
+        self._monitored = [modules[name].weight for name in self.monitored_layers]
 
     def step(self, action: np.int64 | int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         self._check_running()
@@ -372,12 +378,9 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
         if self._data is None:
             self._data = load_device_data(self.config)
         self.np_random.bit_generator.state = state["episode_start"]  # the same split, seeds
-        self._episode_start = state["episode_start"]
-        self._trainer = build_trainer(self.config, self._data, self.np_random)
+        self._start_run()
         self._trainer.load_state_dict(state["trainer"])
         self.np_random.bit_generator.state = state["np_random"]
-        modules = dict(self._trainer.model.named_modules())
-        self._monitored = [modules[name].weight for name in self.monitored_layers]
         self._lr, self._steps = state["lr"], state["steps"]
         self._previous_loss = state["previous_loss"]
         self._last_observation = state["last_observation"].numpy()
@@ -392,9 +395,8 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
 
     def save(self, path: str | os.PathLike) -> None:
         """``state_dict`` to ``path`` with ``torch.save``, written whole or not at all."""
-        partial = f"{os.fspath(path)}.partial"
-        torch.save(self.state_dict(), partial)
-        os.replace(partial, path)
+        state = self.state_dict()
+        replace_atomically(path, lambda partial: torch.save(state, partial))
 
     def load(self, path: str | os.PathLike) -> None:
         """Continue the episode saved at ``path``; read with ``weights_only=True``."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,8 @@ import numpy as np
 import torch
 
 from qan_env import __version__
-from qan_env.config import EnvConfig, config_from_dict
+from qan_env.config import EnvConfig, config_from_dict, with_overrides
+from qan_env.files import replace_atomically
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.zip"
@@ -40,17 +40,8 @@ class RunConfig:
 
 
 def write_atomically(path: Path, text: str) -> Path:
-    """``text`` into ``path`` whole or not at all: written to a temporary name, flushed to
-    the disk, then renamed over ``path`` (a kill at any point leaves the old file or the
-    new one, never a part)."""
-    path = Path(path)
-    partial = path.with_name(path.name + ".partial")
-    with open(partial, "w") as file:
-        file.write(text)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(partial, path)
-    return path
+    """``text`` into ``path`` whole or not at all (``replace_atomically``)."""
+    return replace_atomically(path, lambda partial: partial.write_text(text))
 
 
 def write_run_config(folder: Path, env: EnvConfig, agent: dict[str, Any]) -> Path:
@@ -71,6 +62,13 @@ def read_run_config(folder: Path) -> RunConfig:
         )
     values = json.loads(path.read_text())
     return RunConfig(config_from_dict(values["env"]), values["agent"], values["version"])
+
+
+def saved_env(folder: Path, overrides: dict[str, Any]) -> EnvConfig:
+    """The env a run folder recorded, with ``overrides`` on top, to evaluate on: it never
+    downloads anything unless the overrides say ``download=True`` (a folder from elsewhere
+    does not choose what this machine fetches)."""
+    return with_overrides(read_run_config(folder).env, {"download": False, **overrides})
 
 
 def model_folder(folder: Path) -> tuple[Path, str]:

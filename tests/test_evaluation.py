@@ -9,6 +9,7 @@ import pytest
 from stable_baselines3 import DQN
 from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecNormalize
 
+import qan_env
 from qan_env import LRScheduleEnv
 from qan_env.actions import DECAY, RESTART
 from qan_env.evaluation import (
@@ -20,7 +21,7 @@ from qan_env.evaluation import (
     mean_ci,
     run_episode,
 )
-from qan_env.run_folder import Normalization
+from qan_env.run_folder import Normalization, read_run_config, saved_env, write_run_config
 from qan_env.schedules import (
     ActionSchedule,
     Constant,
@@ -217,3 +218,11 @@ def test_a_diverged_run_keeps_its_last_accuracy_and_nan_does_not_break_intervals
     assert math.isnan(finished.accuracy_at(3))  # not evaluated, and the run went on
     mean, half = mean_ci([0.5, math.nan, 0.7])
     assert math.isnan(mean) and math.isnan(half)
+
+
+def test_a_run_folders_config_never_downloads_unless_told_to(tmp_path):
+    config = qan_env.make_config("tiny", download=True)  # as a folder from elsewhere may say
+    write_run_config(tmp_path, config, {"preset": "tiny"})
+    assert read_run_config(tmp_path).env.download  # recorded as it was
+    assert not saved_env(tmp_path, {}).download  # evaluated without fetching anything
+    assert saved_env(tmp_path, {"download": True, "epochs": 1}).download
