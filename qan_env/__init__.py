@@ -11,9 +11,11 @@ from qan_env.config import PRESETS, EnvConfig, learning_mdp, make_config
 from qan_env.env import LRScheduleEnv
 from qan_env.features import weight_statistics
 from qan_env.training.data import DatasetError, ImageSet, register_dataset
+from qan_env.vector_env import LRScheduleVectorEnv
 
 __version__ = "0.2.0"  # the package's one version: pyproject.toml reads it from here
 ENTRY_POINT = "qan_env.env:LRScheduleEnv"
+VECTOR_ENTRY_POINT = "qan_env.vector_env:LRScheduleVectorEnv"
 
 #: Every registered id and the keyword arguments it stands for.
 ENV_IDS: dict[str, dict[str, str]] = {
@@ -33,7 +35,12 @@ def register_envs() -> None:
     """
     for env_id, kwargs in ENV_IDS.items():
         if env_id not in gym.registry:
-            gym.register(id=env_id, entry_point=ENTRY_POINT, kwargs=kwargs)
+            gym.register(
+                id=env_id,
+                entry_point=ENTRY_POINT,
+                vector_entry_point=VECTOR_ENTRY_POINT,
+                kwargs=kwargs,
+            )
 
 
 register_envs()
@@ -45,6 +52,7 @@ __all__ = [
     "EnvConfig",
     "ImageSet",
     "LRScheduleEnv",
+    "LRScheduleVectorEnv",
     "__version__",
     "learning_mdp",
     "make_config",

@@ -233,7 +233,10 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
     def step(self, action: np.int64 | int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         self._check_running()
         index = self.actions.index(action)
-        return self._advance(self.actions.next_lr(index, self._lr, self._steps), index)
+        return self._advance(self._action_lr(index), index)
+
+    def _action_lr(self, index: int) -> float:
+        return self.actions.next_lr(index, self._lr, self._steps)
 
     def step_lr(self, lr: float) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """A step at ``lr`` instead of an action's lr: how fixed schedules (baselines) run on
@@ -248,21 +251,39 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
         self, lr: float, action: int | None
     ) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Train one step's iterations at ``lr``, then observe and reward."""
+        self._begin_step(lr)
+        while self._iterations_left:
+            self._record(self._trainer.train(self._next_chunk(), self._lr))
+        return self._end_step(action)
+
+    # A step in three parts, so that a vector env can train many runs' chunks together
+    # (qan_env.vector_env) and still observe and reward each run exactly as here.
+
+    def _begin_step(self, lr: float) -> None:
         self._lr = lr
-        trainer = self._trainer
+        left = self.total_iterations - self._trainer.iteration
+        self._iterations_left = min(self.config.iterations_per_step, left)
+        self._step_losses: list[torch.Tensor] = []
+        self._evaluation: tuple[float, float] | None = None
+
+    def _next_chunk(self) -> int:
+        """Iterations to train next: the step's rest, split at the epoch's end, where the
+        test set may be evaluated."""
         per_epoch = self.config.iterations_per_epoch
-        remaining = min(self.config.iterations_per_step, self.total_iterations - trainer.iteration)
-        losses, evaluation = [], None
-        while remaining > 0:  # split at epoch ends, where the test set may be evaluated
-            count = min(remaining, per_epoch - trainer.iteration % per_epoch)
-            losses.append(trainer.train(count, self._lr))
-            remaining -= count
-            if trainer.iteration % per_epoch == 0 and self._evaluates(
-                trainer.iteration // per_epoch
-            ):
-                evaluation = trainer.evaluate()
+        return min(self._iterations_left, per_epoch - self._trainer.iteration % per_epoch)
+
+    def _record(self, losses: torch.Tensor) -> None:
+        """Note a chunk's losses, trained since ``_next_chunk``; evaluate at an epoch's end."""
+        trainer, per_epoch = self._trainer, self.config.iterations_per_epoch
+        self._step_losses.append(losses)
+        self._iterations_left -= len(losses)
+        if trainer.iteration % per_epoch == 0 and self._evaluates(trainer.iteration // per_epoch):
+            self._evaluation = trainer.evaluate()
+
+    def _end_step(self, action: int | None) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         self._steps += 1
-        observation, loss, heldout = self._observe(torch.cat(losses), action, starting=False)
+        losses = torch.cat(self._step_losses)
+        observation, loss, heldout = self._observe(losses, action, starting=False)
         rewarded = self._rewarded_loss(loss, heldout)
         diverged = not (
             math.isfinite(loss)
@@ -280,11 +301,11 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
             reward = log_loss_decrease(self._previous_loss, rewarded, self.reward_scale)
             self._previous_loss = rewarded
             self._last_observation = observation
-        terminated = diverged or trainer.iteration == self.total_iterations
+        terminated = diverged or self._trainer.iteration == self.total_iterations
         self._episode_over = terminated
         info = self._info(loss, heldout, diverged)
-        if evaluation is not None:
-            info["test_loss"], info["test_accuracy"] = evaluation
+        if self._evaluation is not None:
+            info["test_loss"], info["test_accuracy"] = self._evaluation
         return observation, reward, terminated, False, info
 
     def _check_running(self) -> None:

@@ -41,6 +41,7 @@ class Trainer:
         self.model = model.to(memory_format=self.memory_format)
         self.forward = torch.compile(model) if config.compile_model else model
         self.bf16 = config.precision == "bf16"
+        self.dropout = config.dropout
         self.loader = loader
         self.test_set = test_set
         self.heldout_set = heldout_set
@@ -90,7 +91,8 @@ class Trainer:
             logits = self.forward(images.contiguous(memory_format=self.memory_format))
         return F.cross_entropy(logits.float(), labels, reduction=reduction), logits
 
-    def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next training batch: the one ``initial_loss`` drew ahead, or the loader's."""
         if self._pending is not None:
             batch, self._pending = self._pending, None
             return batch
@@ -133,7 +135,7 @@ class Trainer:
         self.model.train()
         losses = torch.empty(iterations, device=self.device)
         for index in range(iterations):
-            images, labels = self._next_batch()
+            images, labels = self.next_batch()
             loss, _ = self._loss(images, labels)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()

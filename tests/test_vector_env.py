@@ -1,0 +1,179 @@
+"""The native vector env against Gymnasium's ``SyncVectorEnv`` of single envs."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.vector import AutoresetMode
+
+import qan_env
+from qan_env import LRScheduleVectorEnv
+from qan_env.config import make_config
+from qan_env.training.batched import train_together
+from qan_env.training.run import build_trainer, load_device_data
+
+gym.register_envs(qan_env)
+
+TINY = "qan_env/LRSchedule-tiny-v0"
+# Action 2 multiplies the lr by 100: three of them in a row make run 0 diverge.
+SCALE = {"action_mode": "scale", "scale_factors": (0.5, 1.0, 100.0), "lr_max": 1000.0}
+
+
+def drive(env, steps: int = 24, seed: int = 0) -> list[tuple]:
+    """A fixed scenario on 3 sub-envs: mixed actions, run 0 diverging at step 3 (and, with
+    next-step autoreset, starting again), run 1 reset with seed 7 in the middle of its
+    episode while the others go on, and episodes ending at different steps."""
+    rng = np.random.default_rng(seed)
+    results = [env.reset(seed=0)]
+    for step in range(steps):
+        if step == 6:
+            mask = np.array([False, True, False])
+            results.append(env.reset(seed=[None, 7, None], options={"reset_mask": mask}))
+        actions = rng.integers(0, 2, env.num_envs)
+        actions[0] = 2 if step < 3 else actions[0]
+        results.append(env.step(actions))
+    return results
+
+
+def assert_infos_equal(native: dict, sync: dict, rtol: float = 0.0) -> None:
+    assert native.keys() == sync.keys()
+    for key, value in native.items():
+        if isinstance(value, dict):
+            assert_infos_equal(value, sync[key], rtol)
+        elif value.dtype == object:  # final_obs: arrays or None
+            for a, b in zip(value, sync[key], strict=True):
+                assert (a is None) == (b is None)
+                if a is not None:
+                    np.testing.assert_allclose(a, b, rtol=rtol)
+        elif value.dtype == bool:
+            np.testing.assert_array_equal(value, sync[key], err_msg=key)
+        else:
+            np.testing.assert_allclose(value, sync[key], rtol=rtol, atol=rtol, err_msg=key)
+
+
+def test_make_vec_returns_the_native_vector_env_with_batched_spaces():
+    env = gym.make_vec(TINY, num_envs=3)
+    assert isinstance(env, LRScheduleVectorEnv)
+    assert env.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
+    single = gym.make(TINY)
+    assert env.single_observation_space == single.observation_space
+    assert env.single_action_space == single.action_space
+    assert env.observation_space.shape == (3, *single.observation_space.shape)
+    assert env.action_space == gym.spaces.MultiDiscrete([2, 2, 2])
+    assert not env.batched  # "auto" on the CPU: the runs one after the other
+    observations, infos = env.reset(seed=0)
+    assert observations.shape == (3, 193) and observations.dtype == np.float32
+    assert infos["lr"].shape == (3,) and infos["_lr"].all()
+    assert len({id(sub_env._data) for sub_env in env.envs}) == 1  # one copy of the data
+    env.close()
+
+
+@pytest.mark.parametrize("mode", [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP])
+def test_each_sub_env_is_the_single_env_bit_for_bit(mode):
+    native = gym.make_vec(TINY, num_envs=3, batched=False, autoreset_mode=mode, **SCALE)
+    sync = gym.make_vec(
+        TINY, 3, vectorization_mode="sync", vector_kwargs={"autoreset_mode": mode}, **SCALE
+    )
+    results = drive(native)
+    for ours, theirs in zip(results, drive(sync), strict=True):
+        for a, b in zip(ours[:-1], theirs[:-1], strict=True):
+            np.testing.assert_array_equal(a, b)
+        assert_infos_equal(ours[-1], theirs[-1])
+    # the scenario is what it says: run 0 diverges at its third step, the others go on ...
+    info = results[3][4]
+    info = info["final_info"] if mode == AutoresetMode.SAME_STEP else info
+    assert info["diverged"].tolist() == [True, False, False]
+    assert results[3][2].tolist() == [True, False, False]
+    # ... and every run ends an episode, run 1 later than the others (reset at step 6)
+    ends = np.array([r[2] for r in results if len(r) == 5])
+    assert ends[:, 1].nonzero()[0][0] > max(ends[:, 0].nonzero()[0][1], ends[:, 2].argmax())
+
+
+def test_batched_training_matches_the_single_env_within_float_rounding():
+    """Rounding of another summation order grows as training goes on, and the higher
+    moments of the paper's weight statistics magnify it, so this compares the training
+    observation (signals of the loss, gradient and lr) with losses, rewards and flags."""
+    native = gym.make_vec(TINY, num_envs=3, batched=True, observation="training", **SCALE)
+    sync = gym.make_vec(TINY, 3, vectorization_mode="sync", observation="training", **SCALE)
+    assert native.batched
+    for ours, theirs in zip(drive(native), drive(sync), strict=True):
+        np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-3, atol=2e-3)
+        if len(ours) == 5:
+            np.testing.assert_array_equal(ours[2], theirs[2])  # terminated
+            np.testing.assert_array_equal(ours[4]["diverged"], theirs[4]["diverged"])
+            running = ~ours[4]["diverged"]
+            np.testing.assert_allclose(ours[1][running], theirs[1][running], atol=1e-4)
+            loss, their_loss = ours[4]["train_loss"][running], theirs[4]["train_loss"][running]
+            np.testing.assert_allclose(loss, their_loss, rtol=1e-3)
+
+
+def test_train_together_equals_separate_training_and_leaves_each_run_whole():
+    config = make_config("tiny")
+    data = load_device_data(config)
+    separate = [build_trainer(config, data, np.random.default_rng(s)) for s in range(3)]
+    together = [build_trainer(config, data, np.random.default_rng(s)) for s in range(3)]
+    lrs = [0.1, 0.05, 0.02]
+    expected = torch.stack(
+        [trainer.train(3, lr) for trainer, lr in zip(separate, lrs, strict=True)]
+    )
+    losses = train_together(together, 3, lrs)
+    torch.testing.assert_close(losses, expected, rtol=1e-4, atol=1e-5)
+    for a, b in zip(separate, together, strict=True):
+        assert b.iteration == a.iteration == 3
+        torch.testing.assert_close(b.model.state_dict(), a.model.state_dict())
+        torch.testing.assert_close(b.gradient_norm(), a.gradient_norm(), rtol=1e-4, atol=0)
+        momenta = [b.optimizer.state[p]["momentum_buffer"] for p in b.model.parameters()]
+        assert all(m.shape == p.shape for m, p in zip(momenta, b.model.parameters(), strict=True))
+        # each run continues on its own, its own optimizer carrying the batched momentum
+        torch.testing.assert_close(b.train(1, 0.1), a.train(1, 0.1), rtol=1e-4, atol=1e-5)
+
+
+def test_train_together_refuses_what_it_cannot_do():
+    config = make_config("tiny", dropout=0.3)
+    data = load_device_data(config)
+    trainers = [build_trainer(config, data, np.random.default_rng(s)) for s in range(2)]
+    with pytest.raises(ValueError, match="dropout"):
+        train_together(trainers, 1, [0.1, 0.1])
+    plain = make_config("tiny")
+    trainers = [build_trainer(plain, data, np.random.default_rng(s)) for s in range(2)]
+    with pytest.raises(ValueError, match="1 learning rates were given for 2 runs"):
+        train_together(trainers, 1, [0.1])
+    with pytest.raises(ValueError, match="iterations=0 is not allowed"):
+        train_together(trainers, 0, [0.1, 0.1])
+    # the vector env trains runs with dropout one after the other instead
+    env = gym.make_vec(TINY, num_envs=2, batched=True, dropout=0.3)
+    env.reset(seed=0)
+    assert env.step(np.array([0, 1]))[4]["iteration"].tolist() == [1, 1]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"num_envs": 0}, "num_envs=0 is not allowed"),
+        ({"num_envs": True}, "num_envs=True is not allowed"),
+        ({"batched": "yes"}, "batched='yes' is not allowed: one of"),
+        ({"autoreset_mode": "disabled"}, "next_step or same_step"),
+        ({"epochs": -1}, "epochs"),
+    ],
+)
+def test_bad_arguments_are_refused_by_name(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        LRScheduleVectorEnv(**{"num_envs": 2, "preset": "tiny", **kwargs})
+
+
+def test_bad_actions_and_masks_are_refused_before_anything_trains():
+    env = LRScheduleVectorEnv(2, preset="tiny")
+    with pytest.raises(RuntimeError, match="call reset"):
+        env.step(np.array([0, 0]))
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="an array of 2 actions"):
+        env.step(np.array([0]))
+    with pytest.raises(ValueError, match=r"actions\[1\]: action .*5.* is not valid: allowed are 0 \(decay\)"):
+        env.step(np.array([0, 5]))
+    assert [sub_env._trainer.iteration for sub_env in env.envs] == [0, 0]
+    with pytest.raises(ValueError, match="reset_mask"):
+        env.reset(options={"reset_mask": [True, False]})
+    with pytest.raises(ValueError, match="a list of 2 seeds"):
+        env.reset(seed=[1, 2, 3])
