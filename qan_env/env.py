@@ -18,7 +18,7 @@ from qan_env.features import feature_names, layer_statistics
 from qan_env.files import replace_atomically
 from qan_env.rewards import default_reward_scale, divergence_penalty, log_loss_decrease
 from qan_env.signals import SCHEDULE_NAMES, TrainingSignals, schedule_signals
-from qan_env.training.config import resolve_device
+from qan_env.training.config import resolve_device, worker_device
 from qan_env.training.run import DeviceData, build_trainer, load_device_data
 from qan_env.training.trainer import Trainer
 from qan_env.validation import real_number, refuse
@@ -102,7 +102,8 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
     ``qan_env.config.EnvConfig`` can be overridden by keyword. Or ``config=`` a whole
     ``EnvConfig`` (then ``preset`` is ignored), with overrides on top. A bad value is
     refused here, naming the field. Construction reads no data and builds no network; the
-    first ``reset`` does.
+    first ``reset`` does. ``worker_index=i`` (one env of many, each in its own process)
+    turns ``device="auto"`` into GPU ``i % n_gpus``: workers spread over a machine's GPUs.
 
     ``step_lr(lr)`` is a step at a given learning rate instead of an action's: how fixed
     schedules (``qan_env.schedules``) run on exactly the training the agent gets.
@@ -142,6 +143,7 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
         preset: str = "paper",
         config: EnvConfig | None = None,
         render_mode: str | None = None,
+        worker_index: int | None = None,
         **overrides: Any,
     ) -> None:
         if render_mode is not None:
@@ -150,6 +152,8 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
             config = make_config(preset, **overrides)
         elif overrides:
             config = with_overrides(config, overrides)
+        if worker_index is not None:  # one of many workers: its GPU of the machine's
+            config = with_overrides(config, {"device": worker_device(config.device, worker_index)})
         self.config = config
         self.device = resolve_device(config.device)  # refused here, not at the first reset
         self.actions = make_actions(config)

@@ -183,6 +183,15 @@ class LRScheduleVectorEnv(VectorEnv):
             for env, run_losses in zip(active, losses, strict=True):
                 env._record(run_losses)
 
+    def call(self, name: str, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
+        """Each sub-env's method ``name`` called with these arguments (an attribute that is
+        not callable: its value), as ``SyncVectorEnv.call``."""
+        values = [getattr(env, name) for env in self.envs]
+        return tuple(value(*args, **kwargs) if callable(value) else value for value in values)
+
+    def get_attr(self, name: str) -> tuple[Any, ...]:
+        return tuple(getattr(env, name) for env in self.envs)
+
     def close_extras(self, **kwargs: Any) -> None:
         for env in self.envs:
             env.close()

@@ -9,7 +9,7 @@ import torch
 from gymnasium.vector import AutoresetMode
 
 import qan_env
-from qan_env import LRScheduleVectorEnv
+from qan_env import LRScheduleEnv, LRScheduleVectorEnv
 from qan_env.config import make_config
 from qan_env.training.batched import train_together
 from qan_env.training.run import build_trainer, load_device_data
@@ -170,10 +170,61 @@ def test_bad_actions_and_masks_are_refused_before_anything_trains():
     env.reset(seed=0)
     with pytest.raises(ValueError, match="an array of 2 actions"):
         env.step(np.array([0]))
-    with pytest.raises(ValueError, match=r"actions\[1\]: action .*5.* is not valid: allowed are 0 \(decay\)"):
+    with pytest.raises(
+        ValueError, match=r"actions\[1\]: action .*5.* is not valid: allowed are 0 \(decay\)"
+    ):
         env.step(np.array([0, 5]))
     assert [sub_env._trainer.iteration for sub_env in env.envs] == [0, 0]
     with pytest.raises(ValueError, match="reset_mask"):
         env.reset(options={"reset_mask": [True, False]})
     with pytest.raises(ValueError, match="a list of 2 seeds"):
         env.reset(seed=[1, 2, 3])
+
+
+def test_the_sb3_adapter_equals_sb3s_own_vec_env_of_single_envs():
+    from stable_baselines3 import DQN
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from qan_env.sb3 import SB3VectorEnv
+
+    ours = SB3VectorEnv(3, preset="tiny", **SCALE)
+    theirs = DummyVecEnv([lambda: gym.make(TINY, **SCALE) for _ in range(3)])
+    ours.seed(5)
+    theirs.seed(5)
+    np.testing.assert_array_equal(ours.reset(), theirs.reset())
+    rng = np.random.default_rng(0)
+    ended = 0
+    for _ in range(40):  # episodes end at different steps, by divergence or budget
+        actions = rng.integers(0, 3, 3)
+        mine, sb3s = ours.step(actions), theirs.step(actions)
+        for a, b in zip(mine[:3], sb3s[:3], strict=True):
+            np.testing.assert_array_equal(a, b)
+        for info, their_info in zip(mine[3], sb3s[3], strict=True):
+            assert info.keys() == their_info.keys()
+            for key, value in info.items():
+                np.testing.assert_equal(value, their_info[key])
+        ended += mine[2].sum()
+    assert ended >= 6
+    for info, their_info in zip(ours.reset_infos, theirs.reset_infos, strict=True):
+        assert info == their_info
+    assert ours.get_attr("steps_per_episode") == [16, 16, 16]
+    model = DQN("MlpPolicy", SB3VectorEnv(2, preset="tiny"), learning_starts=4, seed=0)
+    model.learn(20)  # SB3 counts a vector step as 2 steps, one transition of each sub-env
+    assert model.num_timesteps >= 20 and model.replay_buffer.size() == model.num_timesteps // 2
+
+
+def test_workers_spread_over_the_gpus_with_device_auto(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
+    devices = [gym.make(TINY, worker_index=i).unwrapped.device for i in range(5)]
+    assert [str(device) for device in devices] == ["cuda:0", "cuda:1", "cuda:2", "cuda:0", "cuda:1"]
+    # a chosen device stays chosen, and an index that is not one is refused
+    assert LRScheduleEnv(preset="tiny", device="cuda:2", worker_index=0).config.device == "cuda:2"
+    with pytest.raises(ValueError, match="worker_index=-1 is not allowed"):
+        LRScheduleEnv(preset="tiny", worker_index=-1)
+
+
+def test_vector_env_calls_reach_every_sub_env():
+    env = LRScheduleVectorEnv(2, preset="tiny")
+    assert env.get_attr("steps_per_episode") == (16, 16)
+    assert env.call("action_names") == (("decay", "restart"),) * 2

@@ -161,6 +161,17 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def worker_device(name: str, worker_index: int) -> str:
+    """The device of worker ``worker_index`` of many: with "auto" and CUDA, GPU
+    ``worker_index % n_gpus``, so that workers spread over a machine's GPUs; any other
+    name (a chosen device, or "auto" without CUDA) as it is."""
+    if isinstance(worker_index, bool) or not isinstance(worker_index, int) or worker_index < 0:
+        refuse("worker_index", worker_index, "a whole number >= 0 (the worker's index)")
+    if name != "auto" or not torch.cuda.is_available():
+        return name
+    return f"cuda:{worker_index % torch.cuda.device_count()}"
+
+
 def _is_device_name(name: str) -> bool:
     if name == "auto":
         return True
