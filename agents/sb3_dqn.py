@@ -31,9 +31,10 @@ docs/agent_design.md):
 The logs and outputs keep the env's own rewards. Outputs, in ``--output`` (default
 ``runs/sb3_dqn/<preset>-seed<seed>``): ``config.json`` (the whole env config, these settings
 and the package version, written first), ``model.zip``, ``vecnormalize.pkl`` and
-``normalization.json`` (the trained agent), ``steps.csv`` (a row per env step: lr, action,
-reward, loss, test accuracy at epoch ends), ``summary.json`` (each episode's return and
-final test accuracy), ``tensorboard/`` and ``checkpoint/`` (model, normalisation statistics,
+``normalization.json`` (the trained agent), ``steps.csv`` (a row per env step: the env of
+``--n-envs`` and its episode number, lr, action, reward, loss, test accuracy at epoch
+ends), ``summary.json`` (each episode's env, return and final test accuracy),
+``tensorboard/`` (the lr, loss and accuracy of env 0) and ``checkpoint/`` (model, normalisation statistics,
 replay buffer and random states after every ``--checkpoint-every`` episodes: ``--resume``
 continues exactly as the uninterrupted run would have).
 ``--evaluate`` rebuilds the env from ``config.json``, never from today's preset.
@@ -48,6 +49,7 @@ from __future__ import annotations
 import copy
 import csv
 import dataclasses
+import functools
 import io
 import json
 import math
@@ -66,7 +68,13 @@ import torch
 import tyro
 from stable_baselines3 import DQN
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
-from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecNormalize
+from stable_baselines3.common.vec_env import (
+    DummyVecEnv,
+    SubprocVecEnv,
+    VecEnv,
+    VecFrameStack,
+    VecNormalize,
+)
 from tqdm import tqdm
 
 import qan_env
@@ -84,6 +92,7 @@ from qan_env.run_folder import (
     write_normalization,
     write_run_config,
 )
+from qan_env.sb3 import SB3VectorEnv
 from qan_env.training.config import resolve_device
 
 gym.register_envs(qan_env)
@@ -118,6 +127,13 @@ class Args:
     """a run folder: run its model greedily on --eval-seeds instead of training"""
     eval_seeds: tuple[int, ...] = HELD_OUT_SEEDS
     """seeds of the greedy evaluation: by default the held-out seeds"""
+    n_envs: int = 1
+    """training runs at once; --episodes counts all of them. With more than one there are
+    no checkpoints (each run would have to be saved mid-episode) and no --resume"""
+    vectorization: Literal["native", "subprocess"] = "native"
+    """how --n-envs runs: "native", the vector env (on CUDA the runs train as one batched
+    computation; on the CPU one after the other); "subprocess", SB3's SubprocVecEnv, one
+    process per run (with device=auto, run i on GPU i % n_gpus)"""
     trust: bool = False
     """load SB3's pickle-based files (which can run code) where the pickle-free ones are
     missing (--evaluate of an older run) or do not match their checksums (--resume)"""
@@ -150,6 +166,7 @@ PICKLED_FILES = ("model.zip", "replay_buffer.pkl", "vecnormalize.pkl")
 
 CSV_COLUMNS = [
     "step",
+    "env",
     "episode",
     "epoch",
     "iteration",
@@ -167,7 +184,8 @@ def dqn_kwargs(args: Args, steps_per_episode: int) -> dict[str, Any]:
     The library defaults (a 1e6 buffer, a target update every 10,000 steps) do not fit an
     env whose whole run is a few thousand steps: the buffer holds the whole run; learning
     starts after a tenth of the first episode (at least 64 transitions); ``--gradient-steps``
-    after every env step; the target network follows every 1/50 of the run.
+    after every env step (times ``--n-envs``: as many per transition whatever the number of
+    envs); the target network follows every 1/50 of the run.
     """
     total_steps = args.episodes * steps_per_episode
     return {
@@ -178,7 +196,7 @@ def dqn_kwargs(args: Args, steps_per_episode: int) -> dict[str, Any]:
         "gamma": args.gamma,
         "n_steps": args.n_steps,
         "train_freq": 1,
-        "gradient_steps": args.gradient_steps,
+        "gradient_steps": args.gradient_steps * args.n_envs,
         "target_update_interval": min(5000, max(50, total_steps // 50)),
         "exploration_fraction": args.exploration_fraction,
         "exploration_final_eps": args.final_epsilon,
@@ -188,9 +206,9 @@ def dqn_kwargs(args: Args, steps_per_episode: int) -> dict[str, Any]:
     }
 
 
-def original_reward(model: DQN) -> float:
-    """The env's own reward of the last step (VecNormalize hands the agent a rescaled one)."""
-    return float(model.get_vec_normalize_env().get_original_reward()[0])
+def original_rewards(model: DQN) -> np.ndarray:
+    """Each env's own reward of the last step (VecNormalize hands the agent rescaled ones)."""
+    return model.get_vec_normalize_env().get_original_reward()
 
 
 class LogLines:
@@ -237,7 +255,7 @@ class ProgressBar(BaseCallback):
             loss=f"{info['train_loss']:.3f}",
             refresh=False,  # the bar redraws at its own pace (update)
         )
-        self.bar.update(1)
+        self.bar.update(self.training_env.num_envs)
         return True
 
     def _on_training_end(self) -> None:
@@ -248,6 +266,11 @@ def number(value: float) -> str:
     """7 significant digits (float32's), and 0 for -0.0: ``0.0773781``, not
     ``0.07737809374999999``."""
     return f"{value + 0.0:.7g}"
+
+
+def episodes_of(episodes: list[dict], env: int) -> int:
+    """How many episodes env ``env`` has finished: the number of its running one."""
+    return sum(episode.get("env", 0) == env for episode in episodes)
 
 
 class StepCSV(BaseCallback):
@@ -265,20 +288,23 @@ class StepCSV(BaseCallback):
             self.csv.writerow(CSV_COLUMNS)
 
     def _on_step(self) -> bool:
-        info = self.locals["infos"][0]
-        self.csv.writerow(
-            [
-                self.num_timesteps,
-                len(self.episodes),
-                info["epoch"],
-                info["iteration"],
-                number(info["lr"]),
-                int(self.locals["actions"][0]),
-                number(original_reward(self.model)),
-                number(info["train_loss"]),
-                number(info["test_accuracy"]) if "test_accuracy" in info else "",
-            ]
-        )
+        infos, rewards = self.locals["infos"], original_rewards(self.model)
+        first = self.num_timesteps - len(infos)  # SB3 counts a step of each env
+        for index, info in enumerate(infos):
+            self.csv.writerow(
+                [
+                    first + index + 1,
+                    index,
+                    episodes_of(self.episodes, index),
+                    info["epoch"],
+                    info["iteration"],
+                    number(info["lr"]),
+                    int(self.locals["actions"][index]),
+                    number(rewards[index]),
+                    number(info["train_loss"]),
+                    number(info["test_accuracy"]) if "test_accuracy" in info else "",
+                ]
+            )
         return True
 
     def _on_training_end(self) -> None:
@@ -300,32 +326,40 @@ class EnvScalars(BaseCallback):
 class EpisodeLog(BaseCallback):
     """Each finished episode's return (the env's own rewards) and final test accuracy."""
 
-    def __init__(self, episodes: list[dict]) -> None:
+    def __init__(self, episodes: list[dict], n_envs: int = 1) -> None:
         super().__init__()
         self.episodes = episodes
-        self.episode_return, self.last_accuracy = 0.0, math.nan
+        self.returns, self.last_accuracies = [0.0] * n_envs, [math.nan] * n_envs
 
     def _on_step(self) -> bool:
-        info = self.locals["infos"][0]
-        self.episode_return += original_reward(self.model)
-        self.last_accuracy = info.get("test_accuracy", self.last_accuracy)
-        if self.locals["dones"][0]:
-            episode = {
-                "episode": len(self.episodes),
-                "return": self.episode_return,
-                "final_test_accuracy": self.last_accuracy,
-                "diverged": info["diverged"],
-            }
-            self.episodes.append(episode)
-            # Written with the next dump of SB3's log, at this step.
-            self.logger.record("episode/return", self.episode_return)
-            self.logger.record("episode/final_test_accuracy", self.last_accuracy)
-            tqdm.write(
-                f"episode {episode['episode']}: return {self.episode_return:+.5f}, "
-                f"final test accuracy {self.last_accuracy:.3f}"
-            )
-            self.episode_return, self.last_accuracy = 0.0, math.nan
+        rewards = original_rewards(self.model)
+        for index, info in enumerate(self.locals["infos"]):
+            self.returns[index] += float(rewards[index])
+            accuracy = info.get("test_accuracy", self.last_accuracies[index])
+            self.last_accuracies[index] = accuracy
+            if self.locals["dones"][index]:
+                self.end_episode(index, info["diverged"])
         return True
+
+    def end_episode(self, index: int, diverged: bool) -> None:
+        episode_return, accuracy = self.returns[index], self.last_accuracies[index]
+        episode = {
+            "episode": len(self.episodes),
+            "env": index,
+            "env_episode": episodes_of(self.episodes, index),
+            "return": episode_return,
+            "final_test_accuracy": accuracy,
+            "diverged": diverged,
+        }
+        self.episodes.append(episode)
+        # Written with the next dump of SB3's log, at this step.
+        self.logger.record("episode/return", episode_return)
+        self.logger.record("episode/final_test_accuracy", accuracy)
+        tqdm.write(
+            f"episode {episode['episode']}: return {episode_return:+.5f}, "
+            f"final test accuracy {accuracy:.3f}"
+        )
+        self.returns[index], self.last_accuracies[index] = 0.0, math.nan
 
 
 # SB3's CheckpointCallback saves every n steps under step-numbered names; a run here needs
@@ -380,8 +414,8 @@ class EpisodeCheckpoint(BaseCallback):
         }
         if self.in_episode:
             state["episode_in_progress"] = {
-                "return": self.log.episode_return,
-                "last_accuracy": self.log.last_accuracy,
+                "return": self.log.returns[0],
+                "last_accuracy": self.log.last_accuracies[0],
             }
         save_checkpoint(
             self.model, self.folder, state, self.save_episode if self.in_episode else None
@@ -582,12 +616,43 @@ def run_evaluation(args: Args) -> None:
     print(f"wrote {path}")
 
 
+def make_envs(config: EnvConfig, args: Args) -> tuple[EpisodeStart | None, VecEnv]:
+    """SB3's vector of ``--n-envs`` envs, and the one env of a single-env run (which
+    checkpoints save and restore; None with more than one)."""
+    if args.n_envs == 1:
+        env = EpisodeStart(gym.make("qan_env/LRSchedule-v0", config=config))
+        return env, DummyVecEnv([lambda: env])
+    if args.vectorization == "native":
+        return None, SB3VectorEnv(args.n_envs, config=config)
+    threads = max(1, torch.get_num_threads() // args.n_envs)  # the cores, shared out
+    workers = [
+        functools.partial(make_worker, config, index, threads) for index in range(args.n_envs)
+    ]
+    return None, SubprocVecEnv(workers)
+
+
+def make_worker(config: EnvConfig, index: int, threads: int) -> gym.Env:
+    """Env ``index`` of ``--vectorization subprocess``, made in its own process: on GPU
+    ``index % n_gpus`` with device=auto, with ``threads`` torch threads on the CPU."""
+    torch.set_num_threads(threads)
+    return gym.make("qan_env:qan_env/LRSchedule-v0", config=config, worker_index=index)
+
+
 def train(args: Args) -> None:
     config = env_config(args)
-    if args.seed in HELD_OUT_SEEDS:
+    if args.n_envs < 1:
+        raise SystemExit(f"--n-envs {args.n_envs} is not allowed: 1 or more runs at once")
+    if args.n_envs > 1 and (args.resume or args.checkpoint_steps):
         raise SystemExit(
-            f"--seed {args.seed} is a held-out evaluation seed ({HELD_OUT_SEEDS[0]}-"
-            f"{HELD_OUT_SEEDS[-1]}): training on it would leak into the evaluation"
+            f"--n-envs {args.n_envs} has no checkpoints, so no --resume or "
+            f"--checkpoint-steps: run with --n-envs 1 for a resumable run"
+        )
+    # SB3 seeds env i of --n-envs with --seed + i.
+    if set(range(args.seed, args.seed + args.n_envs)) & set(HELD_OUT_SEEDS):
+        raise SystemExit(
+            f"--seed {args.seed} (env i: --seed + i) is a held-out evaluation seed "
+            f"({HELD_OUT_SEEDS[0]}-{HELD_OUT_SEEDS[-1]}): training on it would leak into "
+            f"the evaluation"
         )
     print(f"preset: {args.preset} (device: {resolve_device(config.device)})")
     args.output.mkdir(parents=True, exist_ok=True)
@@ -611,9 +676,8 @@ def train(args: Args) -> None:
     steps_per_episode = config.steps_per_episode
     total_steps = args.episodes * steps_per_episode
     # Normalisation outermost: SB3 then keeps the raw (stacked) observations in its buffer.
-    env = EpisodeStart(gym.make("qan_env/LRSchedule-v0", config=config))
-    single = DummyVecEnv([lambda: env])
-    stacked = VecFrameStack(single, n_stack=args.frame_stack)
+    env, envs = make_envs(config, args)
+    stacked = VecFrameStack(envs, n_stack=args.frame_stack)
     in_progress = (0.0, math.nan)  # the running episode's return and last test accuracy
     if resuming:
         if (changed := changed_files(checkpoint)) and not args.trust:
@@ -658,22 +722,23 @@ def train(args: Args) -> None:
             **dqn_kwargs(args, steps_per_episode),
         )
 
-    log = EpisodeLog(episodes)
-    log.episode_return, log.last_accuracy = in_progress
-    callbacks = CallbackList(
-        [
-            ProgressBar(total_steps, episodes),
-            StepCSV(args.output / "steps.csv", episodes),
-            EnvScalars(),
-            log,  # before the checkpoint, which saves its episode list
+    log = EpisodeLog(episodes, args.n_envs)
+    log.returns[0], log.last_accuracies[0] = in_progress
+    callbacks = [
+        ProgressBar(total_steps, episodes),
+        StepCSV(args.output / "steps.csv", episodes),
+        EnvScalars(),
+        log,  # before the checkpoint, which saves its episode list
+    ]
+    if env is not None:
+        callbacks.append(
             EpisodeCheckpoint(
                 checkpoint, args.checkpoint_every, args.checkpoint_steps, log, env, stacked
-            ),
-        ]
-    )
+            )
+        )
     model.learn(
         total_timesteps=total_steps - done_steps,
-        callback=callbacks,
+        callback=CallbackList(callbacks),
         log_interval=1,  # SB3's own episode statistics, every episode
         reset_num_timesteps=done_steps == 0,
         tb_log_name="dqn",

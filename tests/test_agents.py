@@ -97,6 +97,31 @@ def test_agent_script_trains_two_tiny_episodes_and_writes_its_outputs(tmp_path):
         assert np.isclose(sum(rewards), episode["return"])
 
 
+@pytest.mark.parametrize("vectorization", ["native", "subprocess"])
+def test_agent_script_trains_on_two_envs_at_once(tmp_path, vectorization):
+    args = ["--preset", "tiny", "--episodes", "4", "--output", str(tmp_path)]
+    result = run_script(
+        "agents/sb3_dqn.py", *args, "--n-envs", "2", "--vectorization", vectorization
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert [episode["env"] for episode in summary["episodes"]] == [0, 1, 0, 1]
+    with open(tmp_path / "steps.csv") as file:
+        rows = list(csv.DictReader(file))
+    assert [int(row["step"]) for row in rows] == list(range(1, summary["steps"] + 1))
+    assert {row["env"] for row in rows} == {"0", "1"}
+    # (env, its episode number) names an episode's rows; its rewards add up to its return
+    for episode in summary["episodes"]:
+        rewards = [
+            float(r["reward"])
+            for r in rows
+            if (int(r["env"]), int(r["episode"])) == (episode["env"], episode["env_episode"])
+        ]
+        assert len(rewards) >= 1 and np.isclose(sum(rewards), episode["return"])
+    assert not (tmp_path / "checkpoint").exists()
+    assert json.loads((tmp_path / "config.json").read_text())["agent"]["n_envs"] == 2
+
+
 RESUMABLE_RUN = ["agents/sb3_dqn.py", "--preset", "tiny", "--episodes", "6", "--mdp", "paper"]
 
 
@@ -239,6 +264,9 @@ def test_evaluate_refuses_a_folder_without_config_json(tmp_path):
         (["--env", "epoch=5"], "--env: unknown setting(s) epoch (did you mean epochs?)"),
         (["--env", "depth=12"], "--env: depth=12 is not allowed: a Wide ResNet depth"),
         (["--seed", str(HELD_OUT_SEEDS[0])], "is a held-out evaluation seed"),
+        (["--seed", str(HELD_OUT_SEEDS[0] - 1), "--n-envs", "2"], "--seed + i) is a held-out"),
+        (["--n-envs", "0"], "--n-envs 0 is not allowed"),
+        (["--n-envs", "2", "--resume"], "--n-envs 2 has no checkpoints, so no --resume"),
     ],
 )
 def test_bad_arguments_are_refused_before_anything_is_written(tmp_path, args, message):
@@ -327,7 +355,7 @@ def test_a_checkpoint_save_killed_at_any_moment_leaves_a_whole_checkpoint(
 def test_truncate_csv_drops_later_rows_and_a_half_written_one(tmp_path):
     agent = agent_module()
     path = tmp_path / "steps.csv"
-    rows = [",".join(agent.CSV_COLUMNS)] + [f"{s},0,0,{s},0.1,0,0,2.3," for s in range(1, 7)]
+    rows = [",".join(agent.CSV_COLUMNS)] + [f"{s},0,0,0,{s},0.1,0,0,2.3," for s in range(1, 7)]
     path.write_text("\n".join(rows) + "\n4")  # a kill cut the 7th row after "4"
     agent.truncate_csv(path, steps=4)
     assert path.read_text().splitlines() == rows[:5]
