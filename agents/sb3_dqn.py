@@ -34,9 +34,10 @@ and the package version, written first), ``model.zip``, ``vecnormalize.pkl`` and
 ``normalization.json`` (the trained agent), ``steps.csv`` (a row per env step: the env of
 ``--n-envs`` and its episode number, lr, action, reward, loss, test accuracy at epoch
 ends), ``summary.json`` (each episode's env, return and final test accuracy),
-``tensorboard/`` (the lr, loss and accuracy of env 0) and ``checkpoint/`` (model, normalisation statistics,
-replay buffer and random states after every ``--checkpoint-every`` episodes: ``--resume``
-continues exactly as the uninterrupted run would have).
+``tensorboard/`` (the lr, loss and accuracy of env 0) and ``checkpoint/`` (model,
+normalisation statistics, replay buffer and random states after every
+``--checkpoint-every`` episodes: ``--resume`` continues exactly as the uninterrupted run
+would have).
 ``--evaluate`` rebuilds the env from ``config.json``, never from today's preset.
 ``model.zip``, ``vecnormalize.pkl`` and the replay buffer are SB3's pickle-based formats.
 ``--evaluate`` reads none of their pickles (the Q-network's weights with
