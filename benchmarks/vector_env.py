@@ -13,6 +13,9 @@ other, so that all see the same machine:
   cores. On the CPU only up to ``--async-max`` (8) workers: each is a Python process with
   PyTorch (about 300 MB), and 32 of them on 2 cores measure the scheduler.
 
+On the CPU, ``native batched`` is measured up to ``--batched-max`` (8): it is the slower
+way there (grouped convolutions), and at N = 32 it alone would take most of the run.
+
 The MDP is the quick preset's with a decision every 20 iterations (the learning MDP's
 pace, ``qan_env.learning_mdp``), so that a step is mostly training; ``--env`` changes it.
 The ratio printed last is native / sync at N = 8.
@@ -58,7 +61,10 @@ def make(mode: str, env_id: str, num_envs: int, kwargs: dict) -> gym.vector.Vect
         return gym.make_vec(env_id, num_envs, vectorization_mode="sync", **kwargs)
     threads = max(1, (os.cpu_count() or 1) // num_envs)
     make_one = functools.partial(_threaded_env, threads, env_id, **kwargs)
-    return gym.vector.AsyncVectorEnv([make_one] * num_envs)
+    ours = torch.get_num_threads()
+    env = gym.vector.AsyncVectorEnv([make_one] * num_envs)
+    torch.set_num_threads(ours)  # it made one env here too, to read the spaces
+    return env
 
 
 def steps_per_second(env: gym.vector.VectorEnv, steps: int, device: str) -> float:
@@ -96,6 +102,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--sizes", default="1,2,4,8,32", help="the Ns, comma-separated")
     parser.add_argument("--async-max", type=int, default=None, help="CPU default 8")
+    parser.add_argument("--batched-max", type=int, default=None, help="CPU default 8")
     parser.add_argument("--steps", type=int, default=2, help="vector steps per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--env", nargs="*", default=[], help="FIELD=VALUE overrides")
@@ -109,11 +116,12 @@ def main() -> None:
         args.steps, args.rounds = 2, 1
     kwargs.update(parse_overrides(args.env))
     device = torch.device(args.device).type
-    async_max = args.async_max or (8 if device == "cpu" else max(sizes))
+    on_cpu = 8 if device == "cpu" else max(sizes)
+    async_max, batched_max = args.async_max or on_cpu, args.batched_max or on_cpu
 
     def modes_of(num_envs: int) -> list[str]:
-        modes = ["native", "native batched", "sync"]
-        return modes + (["async"] if num_envs <= async_max else [])
+        modes = ["native"] + (["native batched"] if num_envs <= batched_max else [])
+        return modes + ["sync"] + (["async"] if num_envs <= async_max else [])
 
     print(f"machine: {machine(args.device)}, torch {torch.__version__}; {env_id} {kwargs}")
     results = measure(env_id, kwargs, sizes, modes_of, args.steps, args.rounds)
