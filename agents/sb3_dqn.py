@@ -129,8 +129,8 @@ class Args:
     eval_seeds: tuple[int, ...] = HELD_OUT_SEEDS
     """seeds of the greedy evaluation: by default the held-out seeds"""
     n_envs: int = 1
-    """training runs at once; --episodes counts all of them. With more than one there are
-    no checkpoints (each run would have to be saved mid-episode) and no --resume"""
+    """training runs at once (env i seeded --seed + i); --episodes counts all of them, and
+    every checkpoint holds each env's running episode"""
     vectorization: Literal["native", "subprocess"] = "native"
     """how --n-envs runs: "native", the vector env (on CUDA the runs train as one batched
     computation; on the CPU one after the other); "subprocess", SB3's SubprocVecEnv, one
@@ -376,11 +376,14 @@ class EpisodeStart(gym.Wrapper):
 
 class EpisodeCheckpoint(BaseCallback):
     """Model, normalisation statistics, replay buffer, episode log and every random state
-    every few episodes (and every ``steps`` env steps, with the running episode's state).
+    every few episodes (and every ``steps`` env steps, with the running episodes' states).
 
     Saved when the next step begins (``on_rollout_start``; after the last step, when
     training ends), not at the step itself: by then SB3 has stored that step's transition
     and trained on it, so the checkpoint is a point the uninterrupted run passes through.
+    With one env, a checkpoint at an episode's end holds no episode (the next starts again
+    from its first state); with several, some env is always inside an episode, so every
+    checkpoint holds each env's running episode.
     """
 
     def __init__(
@@ -389,18 +392,22 @@ class EpisodeCheckpoint(BaseCallback):
         every: int,
         steps: int,
         log: EpisodeLog,
-        env: EpisodeStart,
+        env: EpisodeStart | None,
         frames: VecFrameStack,
     ) -> None:
         super().__init__()
         self.folder, self.every, self.steps, self.log = folder, every, steps, log
         self.env, self.frames = env, frames
         self.due = self.in_episode = False
+        self.episodes_saved = len(log.episodes)
 
     def _on_step(self) -> bool:
-        done = bool(self.locals["dones"][0])
-        self.in_episode = not done
-        self.due = (done and len(self.log.episodes) % self.every == 0) or (
+        dones = self.locals["dones"]
+        self.in_episode = self.env is None or not dones[0]
+        ended = len(self.log.episodes) >= self.episodes_saved + self.every
+        if ended:
+            self.episodes_saved = len(self.log.episodes)
+        self.due = (dones.any() and ended) or (
             self.steps > 0 and self.num_timesteps % self.steps == 0
         )
         return True
@@ -415,18 +422,20 @@ class EpisodeCheckpoint(BaseCallback):
         }
         if self.in_episode:
             state["episode_in_progress"] = {
-                "return": self.log.returns[0],
-                "last_accuracy": self.log.last_accuracies[0],
+                "returns": self.log.returns,
+                "last_accuracies": self.log.last_accuracies,
             }
         save_checkpoint(
-            self.model, self.folder, state, self.save_episode if self.in_episode else None
+            self.model, self.folder, state, self.save_episodes if self.in_episode else None
         )
         self.due = False
 
-    def save_episode(self, folder: Path) -> None:
-        """The running episode: the env's state (``torch.save``, read back with
-        ``weights_only``) and the agent's view of it (no pickle: ``allow_pickle=False``)."""
-        self.env.unwrapped.save(folder / "env.pt")
+    def save_episodes(self, folder: Path) -> None:
+        """The running episodes: each env's state (``torch.save``, read back with
+        ``weights_only``) and the agent's view of them (no pickle: ``allow_pickle=False``)."""
+        envs = self.frames.venv
+        for index in range(envs.num_envs):
+            envs.env_method("save", str(folder / f"env{index}.pt"), indices=[index])
         np.savez(
             folder / "rollout.npz",
             stacked=self.frames.stacked_obs.stacked_obs,
@@ -438,25 +447,28 @@ class EpisodeCheckpoint(BaseCallback):
         self._on_rollout_start()  # after the last training step
 
 
-def resume_episode(
-    checkpoint: Path, state: dict, model: DQN, env: EpisodeStart, frames: VecFrameStack
-) -> tuple[float, float]:
-    """Put the episode a checkpoint cut back in place: the env's state, the stacked and
-    last observations SB3 acts from. Returns the episode's return and last test accuracy
-    so far."""
-    env.unwrapped.load(checkpoint / "env.pt")
+def resume_episodes(
+    checkpoint: Path, state: dict, model: DQN, frames: VecFrameStack
+) -> tuple[list[float], list[float]]:
+    """Put the episodes a checkpoint cut back in place: each env's state, the stacked and
+    last observations SB3 acts from. Returns each env's episode return and last test
+    accuracy so far."""
+    envs = frames.venv
+    for index in range(envs.num_envs):
+        envs.env_method("load", str(checkpoint / f"env{index}.pt"), indices=[index])
     with np.load(checkpoint / "rollout.npz", allow_pickle=False) as arrays:
         frames.stacked_obs.stacked_obs[...] = arrays["stacked"]
         model._last_obs = arrays["last_obs"]
         model._last_original_obs = arrays["last_original_obs"]
     progress = state["episode_in_progress"]
-    return progress["return"], progress["last_accuracy"]
+    return progress["returns"], progress["last_accuracies"]
 
 
-def random_states(model: DQN, env: EpisodeStart) -> dict[str, Any]:
+def random_states(model: DQN, env: EpisodeStart | None) -> dict[str, Any]:
     """Every random state the rest of the run draws from, as JSON: Python's, numpy's and
     torch's global ones (SB3 draws exploration and replay batches from numpy's), the action
-    space's (random actions) and the env's at the start of the running episode."""
+    space's (random actions) and the one env's at the start of its running episode (with
+    several envs, each env's state holds its own)."""
     numpy_state = np.random.get_state(legacy=False)  # noqa: NPY002 (SB3 draws from it)
     numpy_state["state"]["key"] = numpy_state["state"]["key"].tolist()
     return {
@@ -464,11 +476,11 @@ def random_states(model: DQN, env: EpisodeStart) -> dict[str, Any]:
         "numpy": numpy_state,
         "torch": torch.get_rng_state().tolist(),
         "action_space": model.action_space.np_random.bit_generator.state,
-        "episode_start": env.random_state,
+        "episode_start": None if env is None else env.random_state,
     }
 
 
-def restore_random_states(states: dict[str, Any], model: DQN, env: EpisodeStart) -> None:
+def restore_random_states(states: dict[str, Any], model: DQN, env: EpisodeStart | None) -> None:
     """``random_states``' inverse; the env's takes effect at its next reset."""
     version, internal, gauss = states["python"]
     random.setstate((version, tuple(internal), gauss))
@@ -477,7 +489,8 @@ def restore_random_states(states: dict[str, Any], model: DQN, env: EpisodeStart)
     np.random.set_state(numpy_state)  # noqa: NPY002 (SB3 draws from it)
     torch.set_rng_state(torch.tensor(states["torch"], dtype=torch.uint8))
     model.action_space.np_random.bit_generator.state = states["action_space"]
-    env.unwrapped.np_random.bit_generator.state = states["episode_start"]
+    if env is not None:
+        env.unwrapped.np_random.bit_generator.state = states["episode_start"]
 
 
 def save_checkpoint(
@@ -643,11 +656,6 @@ def train(args: Args) -> None:
     config = env_config(args)
     if args.n_envs < 1:
         raise SystemExit(f"--n-envs {args.n_envs} is not allowed: 1 or more runs at once")
-    if args.n_envs > 1 and (args.resume or args.checkpoint_steps):
-        raise SystemExit(
-            f"--n-envs {args.n_envs} has no checkpoints, so no --resume or "
-            f"--checkpoint-steps: run with --n-envs 1 for a resumable run"
-        )
     # SB3 seeds env i of --n-envs with --seed + i.
     if set(range(args.seed, args.seed + args.n_envs)) & set(HELD_OUT_SEEDS):
         raise SystemExit(
@@ -664,13 +672,13 @@ def train(args: Args) -> None:
     resuming = args.resume and (checkpoint / "state.json").exists()
     if resuming:
         try:
-            saved = read_run_config(args.output).env
+            saved = read_run_config(args.output)
         except FileNotFoundError as error:
             raise SystemExit(f"--resume: {error}") from error
-        if saved != config:
+        if saved.env != config or saved.agent.get("n_envs", 1) != args.n_envs:
             raise SystemExit(
-                f"--resume: {args.output} ran another env config (its config.json): "
-                f"resume it with the arguments it was started with"
+                f"--resume: {args.output} ran another env config or number of envs (its "
+                f"config.json): resume it with the arguments it was started with"
             )
     write_run_config(args.output, config, settings)
 
@@ -679,7 +687,8 @@ def train(args: Args) -> None:
     # Normalisation outermost: SB3 then keeps the raw (stacked) observations in its buffer.
     env, envs = make_envs(config, args)
     stacked = VecFrameStack(envs, n_stack=args.frame_stack)
-    in_progress = (0.0, math.nan)  # the running episode's return and last test accuracy
+    # each env's running episode's return and last test accuracy
+    in_progress = ([0.0] * args.n_envs, [math.nan] * args.n_envs)
     if resuming:
         if (changed := changed_files(checkpoint)) and not args.trust:
             raise SystemExit(
@@ -705,10 +714,13 @@ def train(args: Args) -> None:
         model._last_original_obs = venv.get_original_obs()
         venv.training = True
         if "episode_in_progress" in state:  # cut mid-way: it goes on from there
-            in_progress = resume_episode(checkpoint, state, model, env, stacked)
+            in_progress = resume_episodes(checkpoint, state, model, stacked)
         truncate_csv(args.output / "steps.csv", done_steps)
-        where = "inside episode" if "episode_in_progress" in state else "after episode"
-        episode = len(episodes) if "episode_in_progress" in state else len(episodes) - 1
+        if args.n_envs > 1:
+            where = f"inside the {args.n_envs} envs' episodes, after episode"
+        else:
+            where = "inside episode" if "episode_in_progress" in state else "after episode"
+        episode = len(episodes) if where == "inside episode" else len(episodes) - 1
         print(f"resuming {where} {episode} ({done_steps} steps)")
     else:
         if args.resume:
@@ -724,19 +736,18 @@ def train(args: Args) -> None:
         )
 
     log = EpisodeLog(episodes, args.n_envs)
-    log.returns[0], log.last_accuracies[0] = in_progress
+    log.returns, log.last_accuracies = in_progress
     callbacks = [
         ProgressBar(total_steps, episodes),
         StepCSV(args.output / "steps.csv", episodes),
         EnvScalars(),
         log,  # before the checkpoint, which saves its episode list
     ]
-    if env is not None:
-        callbacks.append(
-            EpisodeCheckpoint(
-                checkpoint, args.checkpoint_every, args.checkpoint_steps, log, env, stacked
-            )
+    callbacks.append(
+        EpisodeCheckpoint(
+            checkpoint, args.checkpoint_every, args.checkpoint_steps, log, env, stacked
         )
+    )
     model.learn(
         total_timesteps=total_steps - done_steps,
         callback=CallbackList(callbacks),

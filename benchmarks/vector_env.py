@@ -62,7 +62,8 @@ def make(mode: str, env_id: str, num_envs: int, kwargs: dict) -> gym.vector.Vect
     threads = max(1, (os.cpu_count() or 1) // num_envs)
     make_one = functools.partial(_threaded_env, threads, env_id, **kwargs)
     ours = torch.get_num_threads()
-    env = gym.vector.AsyncVectorEnv([make_one] * num_envs)
+    # spawn, not fork: a forked worker cannot use CUDA (nor, after threads ran, OpenMP)
+    env = gym.vector.AsyncVectorEnv([make_one] * num_envs, context="spawn")
     torch.set_num_threads(ours)  # it made one env here too, to read the spaces
     return env
 

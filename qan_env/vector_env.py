@@ -3,6 +3,7 @@ runs trained together as one batched computation where that is faster."""
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, ClassVar
 
 import numpy as np
@@ -101,12 +102,12 @@ class LRScheduleVectorEnv(VectorEnv):
     def reset(
         self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        if seed is None or isinstance(seed, int):
-            seeds = [None if seed is None else seed + i for i in range(self.num_envs)]
-        else:
+        if seed is None or isinstance(seed, numbers.Integral):
+            seeds = [None if seed is None else int(seed) + i for i in range(self.num_envs)]
+        elif isinstance(seed, (list, tuple, np.ndarray)) and len(seed) == self.num_envs:
             seeds = list(seed)
-            if len(seeds) != self.num_envs:
-                refuse("seed", seed, f"None, an int or a list of {self.num_envs} seeds")
+        else:
+            refuse("seed", seed, f"None, an int or a list of {self.num_envs} seeds")
         options = dict(options or {})
         mask = options.pop("reset_mask", np.ones(self.num_envs, dtype=bool))
         shape = (self.num_envs,)

@@ -118,7 +118,6 @@ def test_agent_script_trains_on_two_envs_at_once(tmp_path, vectorization):
             if (int(r["env"]), int(r["episode"])) == (episode["env"], episode["env_episode"])
         ]
         assert len(rewards) >= 1 and np.isclose(sum(rewards), episode["return"])
-    assert not (tmp_path / "checkpoint").exists()
     assert json.loads((tmp_path / "config.json").read_text())["agent"]["n_envs"] == 2
 
 
@@ -130,6 +129,15 @@ def uninterrupted_run(tmp_path_factory):
     """Six tiny episodes (96 steps), run straight through: what a resumed run must equal."""
     folder = tmp_path_factory.mktemp("uninterrupted")
     result = run_script(*RESUMABLE_RUN, "--output", str(folder))
+    assert result.returncode == 0, result.stderr
+    return folder
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_two_env_run(tmp_path_factory):
+    """The same on two envs at once (48 steps of each)."""
+    folder = tmp_path_factory.mktemp("uninterrupted_two")
+    result = run_script(*RESUMABLE_RUN, "--n-envs", "2", "--output", str(folder))
     assert result.returncode == 0, result.stderr
     return folder
 
@@ -266,7 +274,6 @@ def test_evaluate_refuses_a_folder_without_config_json(tmp_path):
         (["--seed", str(HELD_OUT_SEEDS[0])], "is a held-out evaluation seed"),
         (["--seed", str(HELD_OUT_SEEDS[0] - 1), "--n-envs", "2"], "--seed + i) is a held-out"),
         (["--n-envs", "0"], "--n-envs 0 is not allowed"),
-        (["--n-envs", "2", "--resume"], "--n-envs 2 has no checkpoints, so no --resume"),
     ],
 )
 def test_bad_arguments_are_refused_before_anything_is_written(tmp_path, args, message):
@@ -409,3 +416,21 @@ def test_resume_refuses_checkpoint_files_that_are_not_the_ones_written(tiny_run,
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "not the ones this run wrote (replay_buffer.pkl)" in result.stderr
     assert not (tmp_path / "code_ran").exists()
+
+
+def test_a_killed_and_resumed_two_env_run_equals_an_uninterrupted_one(
+    tmp_path, uninterrupted_two_env_run
+):
+    """With two envs every checkpoint is inside episodes: each env's is saved and loaded."""
+    folder = tmp_path / "run"
+    extra = ["--n-envs", "2", "--checkpoint-steps", "10"]  # also inside the 16-step episodes
+    kill_when(folder, lambda f: checkpoint_state(f)["steps"] >= 30, *extra)
+    assert {"env0.pt", "env1.pt"} <= {path.name for path in (folder / "checkpoint").iterdir()}
+    result = run_script(*RESUMABLE_RUN, "--output", str(folder), "--resume", *extra)
+    assert result.returncode == 0, result.stderr
+    assert "resuming inside the 2 envs' episodes" in result.stdout
+    for name in ("steps.csv", "summary.json"):
+        assert (folder / name).read_text() == (uninterrupted_two_env_run / name).read_text(), name
+    # resuming with another number of envs is refused
+    result = run_script(*RESUMABLE_RUN, "--output", str(folder), "--resume")  # one env
+    assert result.returncode != 0 and "number of envs" in result.stderr

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -228,3 +230,18 @@ def test_vector_env_calls_reach_every_sub_env():
     env = LRScheduleVectorEnv(2, preset="tiny")
     assert env.get_attr("steps_per_episode") == (16, 16)
     assert env.call("action_names") == (("decay", "restart"),) * 2
+
+
+def test_the_readme_recipe_for_one_process_per_env_runs():
+    make = [
+        functools.partial(gym.make, "qan_env:qan_env/LRSchedule-tiny-v0", worker_index=i)
+        for i in range(2)
+    ]
+    envs = gym.vector.AsyncVectorEnv(make, context="spawn")
+    try:
+        envs.reset(seed=0)
+        observations, _, _, _, infos = envs.step(np.array([0, 1]))
+        assert observations.shape == (2, 193) and infos["iteration"].tolist() == [1, 1]
+        assert envs.get_attr("device") == (torch.device("cpu"),) * 2  # "auto" without CUDA
+    finally:
+        envs.close()
