@@ -46,7 +46,7 @@ from ray.rllib.callbacks.callbacks import RLlibCallback
 from ray.rllib.env.env_context import EnvContext
 from ray.tune.registry import register_env
 
-from qan_env.config import EnvConfig, config_from_dict, learning_mdp, make_config, parse_overrides
+from qan_env.config import EnvConfig, agent_env, config_from_dict
 from qan_env.evaluation import HELD_OUT_SEEDS
 from qan_env.run_folder import read_run_config, write_run_config
 
@@ -134,8 +134,7 @@ class EpisodeRecords(RLlibCallback):
 def env_config(args: Args) -> EnvConfig:
     """The env of ``--preset``, ``--mdp`` and ``--env``, checked before anything starts."""
     try:
-        options = learning_mdp(make_config(args.preset)) if args.mdp == "learning" else {}
-        return make_config(args.preset, **{**options, **parse_overrides(args.env)})
+        return agent_env(args.preset, args.mdp, args.env)
     except ValueError as error:
         raise SystemExit(f"--env: {error}") from error
 

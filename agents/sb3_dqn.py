@@ -79,7 +79,7 @@ from stable_baselines3.common.vec_env import (
 from tqdm import tqdm
 
 import qan_env
-from qan_env.config import EnvConfig, learning_mdp, make_config, parse_overrides
+from qan_env.config import EnvConfig, agent_env, parse_overrides
 from qan_env.evaluation import HELD_OUT_SEEDS, SB3Policy, evaluate
 from qan_env.files import replace_atomically
 from qan_env.run_folder import (
@@ -567,8 +567,7 @@ def truncate_csv(path: Path, steps: int) -> None:
 def env_config(args: Args) -> EnvConfig:
     """The env of ``--preset``, ``--mdp`` and ``--env``, checked before anything is written."""
     try:
-        options = learning_mdp(make_config(args.preset)) if args.mdp == "learning" else {}
-        config = make_config(args.preset, **{**options, **parse_overrides(args.env)})
+        config = agent_env(args.preset, args.mdp, args.env)
         resolve_device(config.device)  # a GPU this machine lacks is refused here too
         return config
     except ValueError as error:

@@ -296,3 +296,11 @@ def parse_overrides(pairs: list[str]) -> dict[str, object]:
         except (ValueError, SyntaxError):
             overrides[field] = text  # a bare word such as cpu or cifar10
     return overrides
+
+
+def agent_env(preset: str, mdp: str, overrides: list[str]) -> EnvConfig:
+    """The env an agent script trains on: ``preset`` with the options of ``mdp``
+    (``"learning"``: ``learning_mdp``; ``"paper"``: none), then the command line's
+    ``FIELD=VALUE`` overrides on top."""
+    options = learning_mdp(make_config(preset)) if mdp == "learning" else {}
+    return make_config(preset, **{**options, **parse_overrides(overrides)})

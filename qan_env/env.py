@@ -105,6 +105,9 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
     first ``reset`` does. ``worker_index=i`` (one env of many, each in its own process)
     turns ``device="auto"`` into GPU ``i % n_gpus``: workers spread over a machine's GPUs.
 
+    ``gym.make_vec(id, num_envs=N)`` makes ``N`` of these as one ``VectorEnv``
+    (``qan_env.vector_env.LRScheduleVectorEnv``), their runs trained together on a GPU.
+
     ``step_lr(lr)`` is a step at a given learning rate instead of an action's: how fixed
     schedules (``qan_env.schedules``) run on exactly the training the agent gets.
     ``action_names``, ``feature_names``, ``steps_per_episode`` and ``total_iterations``
