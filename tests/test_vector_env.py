@@ -132,6 +132,26 @@ def test_train_together_equals_separate_training_and_leaves_each_run_whole():
         torch.testing.assert_close(b.train(1, 0.1), a.train(1, 0.1), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize(
+    ("options", "tolerance"),
+    [
+        ({"channels_last": True}, 1e-4),
+        ({"precision": "bf16"}, 1e-2),
+        ({"momentum": 0.0, "nesterov": False}, 1e-4),
+        ({"nesterov": False, "weight_decay": 0.0}, 1e-4),
+    ],
+)
+@pytest.mark.filterwarnings("error:There is a performance drop")  # vmap's slow fallback
+def test_train_together_covers_the_training_options(options, tolerance):
+    config = make_config("tiny", **options)
+    data = load_device_data(config)
+    separate = [build_trainer(config, data, np.random.default_rng(s)) for s in range(2)]
+    together = [build_trainer(config, data, np.random.default_rng(s)) for s in range(2)]
+    expected = torch.stack([trainer.train(3, 0.05) for trainer in separate])
+    losses = train_together(together, 3, [0.05, 0.05])
+    torch.testing.assert_close(losses, expected, rtol=tolerance, atol=tolerance)
+
+
 def test_train_together_refuses_what_it_cannot_do():
     config = make_config("tiny", dropout=0.3)
     data = load_device_data(config)

@@ -51,8 +51,11 @@ def train_together(
     momentum, nesterov, weight_decay = hyper["momentum"], hyper["nesterov"], hyper["weight_decay"]
     names = [name for name, _ in template.named_parameters()]
     models = [trainer.model for trainer in trainers]
+    # Contiguous: vmap has no batching rule for the strides of channels_last tensors.
     params = {
-        name: torch.stack([model.get_parameter(name).detach() for model in models]).requires_grad_()
+        name: torch.stack([model.get_parameter(name).detach() for model in models])
+        .contiguous()
+        .requires_grad_()
         for name in names
     }
     buffers = {
