@@ -156,7 +156,8 @@ class LRScheduleVectorEnv(VectorEnv):
                 observation, rewards[i], terminated[i], truncated[i], info = env._end_step(
                     indices[i]
                 )
-                if terminated[i] and self.autoreset_mode == AutoresetMode.SAME_STEP:
+                ended = terminated[i] or truncated[i]
+                if ended and self.autoreset_mode == AutoresetMode.SAME_STEP:
                     final = {"final_obs": observation, "final_info": info}
                     infos = self._add_info(infos, final, i)
                     observation, info = env.reset()

@@ -265,3 +265,14 @@ def test_the_readme_recipe_for_one_process_per_env_runs():
         assert envs.get_attr("device") == (torch.device("cpu"),) * 2  # "auto" without CUDA
     finally:
         envs.close()
+
+
+def test_gymnasiums_vector_wrappers_work_on_it():
+    env = gym.make_vec(TINY, num_envs=2)
+    env = gym.wrappers.vector.NormalizeObservation(env)
+    env = gym.wrappers.vector.RecordEpisodeStatistics(env)
+    env.reset(seed=0)
+    for _ in range(16):  # a whole tiny episode
+        observations, _, terminated, _, info = env.step(np.array([0, 1]))
+    assert terminated.all() and info["episode"]["l"].tolist() == [16, 16]
+    assert np.abs(observations).max() < 10  # normalised
