@@ -407,9 +407,11 @@ class EpisodeCheckpoint(BaseCallback):
         ended = len(self.log.episodes) >= self.episodes_saved + self.every
         if ended:
             self.episodes_saved = len(self.log.episodes)
-        self.due = (dones.any() and ended) or (
-            self.steps > 0 and self.num_timesteps % self.steps == 0
+        # SB3 counts a step of each env: has the count passed a multiple of --checkpoint-steps?
+        passed = self.steps > 0 and (
+            self.num_timesteps // self.steps > (self.num_timesteps - len(dones)) // self.steps
         )
+        self.due = (dones.any() and ended) or passed
         return True
 
     def _on_rollout_start(self) -> None:
