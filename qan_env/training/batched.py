@@ -68,8 +68,9 @@ def train_together(
         )
         for name in names
     }
-    shape = (len(trainers),)
     lr = torch.tensor(list(lrs), dtype=torch.float32, device=device)
+    # each run's lr, shaped to broadcast over its slice of each stacked parameter
+    run_lrs = {name: lr.view(-1, *[1] * (value.dim() - 1)) for name, value in params.items()}
     bf16 = trainers[0].bf16
 
     def loss_of(
@@ -96,7 +97,7 @@ def train_together(
                 step = gradients[name].add(parameter, alpha=weight_decay)
                 velocity[name].mul_(momentum).add_(step)
                 step = step.add(velocity[name], alpha=momentum) if nesterov else velocity[name]
-                parameter.sub_(step * lr.view(shape + (1,) * (step.dim() - 1)))
+                parameter.sub_(step * run_lrs[name])
         losses[:, index] = loss.detach()
     with torch.no_grad():
         for run, trainer in enumerate(trainers):
