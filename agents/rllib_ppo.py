@@ -46,9 +46,9 @@ from ray.rllib.callbacks.callbacks import RLlibCallback
 from ray.rllib.env.env_context import EnvContext
 from ray.tune.registry import register_env
 
-from qan_env.config import EnvConfig, agent_env, config_from_dict
-from qan_env.evaluation import HELD_OUT_SEEDS
-from qan_env.run_folder import read_run_config, write_run_config
+from qan_env import cli
+from qan_env.config import EnvConfig, config_from_dict
+from qan_env.run_folder import write_run_config
 
 ENV_NAME = "qan_env_lr_schedule"
 """The name the env is registered under with Ray (``register_env``)."""
@@ -131,14 +131,6 @@ class EpisodeRecords(RLlibCallback):
         metrics_logger.log_value(EPISODES_KEY, record, reduce="item_series")
 
 
-def env_config(args: Args) -> EnvConfig:
-    """The env of ``--preset``, ``--mdp`` and ``--env``, checked before anything starts."""
-    try:
-        return agent_env(args.preset, args.mdp, args.env)
-    except ValueError as error:
-        raise SystemExit(f"--env: {error}") from error
-
-
 def ppo_config(args: Args, config: EnvConfig) -> PPOConfig:
     """RLlib's PPO on the new API stack, sized from the episode length."""
     batch = args.episodes_per_iteration * config.steps_per_episode
@@ -179,21 +171,13 @@ def append_rows(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> N
 
 
 def train(args: Args) -> None:
-    config = env_config(args)
+    config = cli.agent_env(args.preset, args.mdp, args.env)
     runners = max(1, args.num_env_runners) + 1
-    seeds = set(range(args.seed, args.seed + runners * args.num_envs_per_env_runner))
-    if seeds & set(HELD_OUT_SEEDS):
-        raise SystemExit(
-            f"--seed {args.seed} puts a runner's env on a held-out evaluation seed "
-            f"({HELD_OUT_SEEDS[0]}-{HELD_OUT_SEEDS[-1]}): training on it would leak into "
-            f"the evaluation"
-        )
+    seeds = range(args.seed, args.seed + runners * args.num_envs_per_env_runner)
+    cli.check_training_seeds(seeds, f"--seed {args.seed} (runner k's envs: from --seed + k)")
     checkpoint = args.output / "checkpoint"
-    if args.resume and checkpoint.exists() and read_run_config(args.output).env != config:
-        raise SystemExit(
-            f"--resume: {args.output} ran another env config (its config.json): resume it "
-            f"with the arguments it was started with"
-        )
+    if args.resume and checkpoint.exists():
+        cli.check_resume(args.output, config, {})
     args.output.mkdir(parents=True, exist_ok=True)
     settings = {**dataclasses.asdict(args), "output": str(args.output), "ray": ray.__version__}
     write_run_config(args.output, config, settings)
@@ -239,7 +223,7 @@ def train(args: Args) -> None:
 def main() -> None:
     args = tyro.cli(Args, description=__doc__.split("\n")[0])
     if args.output is None:
-        args.output = Path("runs/rllib_ppo") / f"{args.preset}-seed{args.seed}"
+        args.output = cli.default_output("rllib_ppo", args.preset, args.seed)
     train(args)
 
 

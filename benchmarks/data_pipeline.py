@@ -23,7 +23,7 @@ from torchvision import transforms
 
 from qan_env.config import make_config
 from qan_env.training import build_trainer, load_device_data
-from qan_env.training.data import channel_statistics
+from qan_env.training.loader import channel_statistics
 
 
 class UInt8Images(Dataset):

@@ -31,7 +31,8 @@ from common import machine, timed, write_results
 from torch.nn import functional as F
 
 import qan_env
-from qan_env.config import make_config, parse_overrides
+from qan_env.cli import parse_overrides
+from qan_env.config import make_config
 from qan_env.training import Trainer, build_trainer, load_device_data
 
 gym.register_envs(qan_env)

@@ -38,7 +38,7 @@ import torch
 from common import machine, timed, write_results
 
 import qan_env
-from qan_env.config import parse_overrides
+from qan_env.cli import parse_overrides
 
 gym.register_envs(qan_env)
 

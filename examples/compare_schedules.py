@@ -41,20 +41,21 @@ import numpy as np
 from matplotlib.ticker import MaxNLocator
 
 from qan_env import LRScheduleEnv
-from qan_env.actions import make_actions
-from qan_env.config import EnvConfig, config_from_dict, parse_overrides
+from qan_env.cli import parse_overrides
+from qan_env.config import EnvConfig, config_from_dict
 from qan_env.evaluation import (
     HELD_OUT_SEEDS,
     TUNING_SEEDS,
     EpisodeRecord,
     RandomPolicy,
-    SB3Policy,
+    baselines,
     best_of,
     evaluate,
     mean_ci,
 )
 from qan_env.run_folder import saved_env
-from qan_env.schedules import Cosine, Replayed, baselines
+from qan_env.sb3 import SB3Policy
+from qan_env.schedules import Cosine, Replayed
 
 POLICY = "DQN (greedy)"
 TUNED = "cosine (tuned)"
@@ -307,7 +308,7 @@ def write_report(records: list[EpisodeRecord], config: EnvConfig, output: Path) 
     plot_final_accuracy(records, output / "final_accuracy.png")
     plot_test_accuracy(records, output / "test_accuracy.png")
     plot_lr(records, output / "lr_schedule.png")
-    plot_actions(records, make_actions(config).names, output / "actions.png")
+    plot_actions(records, LRScheduleEnv(config=config).action_names, output / "actions.png")
     print(f"wrote {output}: table.md, results.json and 4 figures")
 
 

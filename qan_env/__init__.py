@@ -10,10 +10,11 @@ import gymnasium as gym
 from qan_env.config import PRESETS, EnvConfig, learning_mdp, make_config
 from qan_env.env import LRScheduleEnv
 from qan_env.features import weight_statistics
-from qan_env.training.data import DatasetError, ImageSet, register_dataset
+from qan_env.training.datasets import DatasetError, register_dataset
+from qan_env.training.images import ImageSet
 from qan_env.vector_env import LRScheduleVectorEnv
+from qan_env.version import __version__
 
-__version__ = "0.2.0"  # the package's one version: pyproject.toml reads it from here
 ENTRY_POINT = "qan_env.env:LRScheduleEnv"
 VECTOR_ENTRY_POINT = "qan_env.vector_env:LRScheduleVectorEnv"
 

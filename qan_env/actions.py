@@ -18,13 +18,10 @@ import abc
 import math
 import numbers
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from qan_env.config import EnvConfig
-    from qan_env.schedules import LRSchedule
+from qan_env.schedules import LRSchedule
 
 DECAY, RESTART, KEEP = 0, 1, 2
 ACTION_MODES = ("paper", "scale", "anchored")
@@ -133,17 +130,3 @@ class AnchoredActions(_FactorActions):
 
     def next_lr(self, action: int, lr: float, step: int) -> float:
         return self.base(step, self.total_steps) * self.factors[action]
-
-
-def make_actions(config: EnvConfig) -> ActionSet:
-    """The action set ``config.action_mode`` names, with the config's values."""
-    from qan_env.schedules import SCHEDULES  # its fixed action policies use this module
-
-    if config.action_mode == "scale":
-        return ScaleActions(config.scale_factors, config.lr_min, config.lr_max)
-    if config.action_mode == "anchored":
-        base = SCHEDULES[config.anchor_schedule](config.initial_lr)
-        return AnchoredActions(config.anchor_factors, base, config.steps_per_episode)
-    return PaperActions(
-        config.decay_rate, config.effective_restart_lr, config.keep_action, config.lr_floor
-    )

@@ -10,13 +10,13 @@ config is made, with a message naming the field, the value and what is allowed.
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import difflib
 from dataclasses import dataclass
 from typing import Any
 
 from qan_env.actions import ACTION_MODES
+from qan_env.rewards import default_reward_scale
 from qan_env.schedules import SCHEDULES
 from qan_env.training.config import TrainingConfig
 from qan_env.training.models import conv_layer_names
@@ -127,6 +127,13 @@ class EnvConfig(TrainingConfig):
     @property
     def effective_restart_lr(self) -> float:
         return self.initial_lr if self.restart_lr is None else self.restart_lr
+
+    @property
+    def effective_reward_scale(self) -> float:
+        """``reward_scale``, or the paper's ``1 / (T - 1)`` when it is None."""
+        if self.reward_scale is not None:
+            return self.reward_scale
+        return default_reward_scale(self.total_iterations)
 
     @property
     def steps_per_episode(self) -> int:
@@ -281,26 +288,3 @@ def config_from_dict(values: dict[str, Any]) -> EnvConfig:
     through the same checks as a constructor's arguments; a field it lacks keeps the
     default, so a config saved before a field existed still loads."""
     return with_overrides(EnvConfig(), values)
-
-
-def parse_overrides(pairs: list[str]) -> dict[str, object]:
-    """Command-line ``FIELD=VALUE`` pairs as overrides: ``["epochs=5", "device=cpu"]`` ->
-    ``{"epochs": 5, "device": "cpu"}``. Values are Python literals, or else plain strings."""
-    overrides: dict[str, object] = {}
-    for pair in pairs:
-        field, separator, text = pair.partition("=")
-        if not separator or not field:
-            raise ValueError(f"{pair!r} is not FIELD=VALUE, such as epochs=5")
-        try:
-            overrides[field] = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            overrides[field] = text  # a bare word such as cpu or cifar10
-    return overrides
-
-
-def agent_env(preset: str, mdp: str, overrides: list[str]) -> EnvConfig:
-    """The env an agent script trains on: ``preset`` with the options of ``mdp``
-    (``"learning"``: ``learning_mdp``; ``"paper"``: none), then the command line's
-    ``FIELD=VALUE`` overrides on top."""
-    options = learning_mdp(make_config(preset)) if mdp == "learning" else {}
-    return make_config(preset, **{**options, **parse_overrides(overrides)})

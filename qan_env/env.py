@@ -1,9 +1,12 @@
-"""``LRScheduleEnv``: one episode is one training run whose learning rate the agent controls."""
+"""``LRScheduleEnv``: one episode is one training run whose learning rate the agent controls.
+
+The Gymnasium glue (spaces, seeding, the five values of a step) around the per-run core,
+``qan_env.episode.Episode``, which owns the MDP.
+"""
 
 from __future__ import annotations
 
 import copy
-import math
 import os
 from typing import Any, ClassVar
 
@@ -12,15 +15,12 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from qan_env.actions import make_actions
 from qan_env.config import LR_LIMIT, EnvConfig, make_config, with_overrides
-from qan_env.features import feature_names, layer_statistics
+from qan_env.episode import Episode, Step, make_actions
 from qan_env.files import replace_atomically
-from qan_env.rewards import default_reward_scale, divergence_penalty, log_loss_decrease
-from qan_env.signals import SCHEDULE_NAMES, TrainingSignals, schedule_signals
+from qan_env.observation import ObservationLayout
 from qan_env.training.config import resolve_device, worker_device
-from qan_env.training.run import DeviceData, build_trainer, load_device_data
-from qan_env.training.trainer import Trainer
+from qan_env.training.run import DeviceData, load_device_data
 from qan_env.validation import real_number, refuse
 
 
@@ -160,26 +160,15 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
         self.config = config
         self.device = resolve_device(config.device)  # refused here, not at the first reset
         self.actions = make_actions(config)
-        self.monitored_layers = config.monitored_conv_layers
-        self._observes_weights = config.observation in ("paper", "paper+training")
-        self._signals = None
-        if "training" in config.observation:
-            self._signals = TrainingSignals(heldout=config.uses_heldout_loss)
-        self.feature_names = []
-        if self._observes_weights:
-            self.feature_names += [
-                name for layer in self.monitored_layers for name in feature_names(layer)
-            ] + ["lr"]
-        if self._signals is not None:
-            self.feature_names += [*SCHEDULE_NAMES, *self.actions.feature_names]
-            self.feature_names += self._signals.names
+        self.feature_names = list(ObservationLayout(config, self.actions).names)
         self.action_space = spaces.Discrete(len(self.actions))
         self.observation_space = spaces.Box(
             -np.inf, np.inf, shape=(len(self.feature_names),), dtype=np.float32
         )
-        self._data: DeviceData | None = None
-        self._trainer: Trainer | None = None
-        self._episode_over = True
+        self.data: DeviceData | None = None
+        """The data set on the device: read at the first reset, or shared (``share_data``)."""
+        self.episode: Episode | None = None
+        """The episode of the last reset (``qan_env.episode.Episode``); None before one."""
 
     @property
     def total_iterations(self) -> int:
@@ -197,202 +186,76 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
         return self.actions.names
 
     @property
+    def monitored_layers(self) -> tuple[str, ...]:
+        """The module names of the conv layers whose weights are observed."""
+        return self.config.monitored_conv_layers
+
+    @property
     def reward_scale(self) -> float:
-        if self.config.reward_scale is not None:
-            return self.config.reward_scale
-        return default_reward_scale(self.total_iterations)
+        return self.config.effective_reward_scale
+
+    def share_data(self, data: DeviceData) -> None:
+        """Train on ``data`` (this config's data set, on this env's device) instead of
+        reading a copy at the first reset: envs in one process can share one copy."""
+        if data.device != self.device:
+            refuse("data", f"data on {data.device}", f"data on this env's device, {self.device}")
+        self.data = data
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
-        if self._data is None:  # only the first reset reads the data
-            self._data = load_device_data(self.config)
-        self._start_run()
-        self._lr = self.config.initial_lr
-        self._steps = 0
-        # The gradient norm is a training signal: measure one at reset, with no update.
-        loss = self._trainer.initial_loss(backward=self._signals is not None)
-        observation, loss, heldout = self._observe(loss.view(1), action=None, starting=True)
-        rewarded = self._rewarded_loss(loss, heldout)
-        if not (math.isfinite(rewarded) and np.isfinite(observation).all()):
-            raise RuntimeError(f"the freshly initialised network gives a non-finite loss {loss}")
-        if max(loss, rewarded) >= self.config.max_loss:  # every step would "diverge"
-            refuse(
-                "max_loss",
-                self.config.max_loss,
-                f"above the loss of the fresh network, {max(loss, rewarded):.4g}: a step whose "
-                f"loss exceeds max_loss ends the episode as diverged",
-            )
-        self._previous_loss = rewarded
-        self._last_observation = observation
-        self._episode_over = False
-        return observation, self._info(loss, heldout, diverged=False)
+        self._start_episode()
+        return self.episode.start()
 
-    def _start_run(self) -> None:
-        """A fresh training run drawn from ``np_random``, whose state before the draw is
-        kept: it is what rebuilds this run's split, weights and generators on load."""
+    def _start_episode(self) -> None:
+        """A fresh run drawn from ``np_random``, whose state before the draw is kept: it
+        is what rebuilds this run's split, weights and generators on load."""
+        if self.data is None:  # only the first reset reads the data
+            self.data = load_device_data(self.config)
         self._episode_start = copy.deepcopy(self.np_random.bit_generator.state)
-        self._trainer = build_trainer(self.config, self._data, self.np_random)
-        modules = dict(self._trainer.model.named_modules())
-        self._monitored = [modules[name].weight for name in self.monitored_layers]
+        self.episode = Episode(self.config, self.data, self.np_random)
+
+    def running_episode(self) -> Episode:
+        """The episode in progress; a RuntimeError when it is over or none has started."""
+        if self.episode is None:
+            raise RuntimeError("the episode is over or has not started: call reset() first")
+        self.episode.check_running()
+        return self.episode
 
     def step(self, action: np.int64 | int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        self._check_running()
+        episode = self.running_episode()
         index = self.actions.index(action)
-        return self._advance(self._action_lr(index), index)
-
-    def _action_lr(self, index: int) -> float:
-        return self.actions.next_lr(index, self._lr, self._steps)
+        return self._returned(episode.step(episode.action_lr(index), index))
 
     def step_lr(self, lr: float) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """A step at ``lr`` instead of an action's lr: how fixed schedules (baselines) run on
         exactly the training, observations and rewards the agent gets."""
-        self._check_running()
+        episode = self.running_episode()
         number = real_number(lr)  # checked before anything changes
         if number is None or not 0 <= number <= LR_LIMIT:
             refuse("lr", lr, f"a finite number >= 0 and <= {LR_LIMIT:g} (numpy scalars too)")
-        return self._advance(number, action=None)
+        return self._returned(episode.step(number, action=None))
 
-    def _advance(
-        self, lr: float, action: int | None
-    ) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        """Train one step's iterations at ``lr``, then observe and reward."""
-        self._begin_step(lr)
-        while self._iterations_left:
-            self._record(self._trainer.train(self._next_chunk(), self._lr))
-        return self._end_step(action)
-
-    # A step in three parts, so that a vector env can train many runs' chunks together
-    # (qan_env.vector_env) and still observe and reward each run exactly as here.
-
-    def _begin_step(self, lr: float) -> None:
-        self._lr = lr
-        left = self.total_iterations - self._trainer.iteration
-        self._iterations_left = min(self.config.iterations_per_step, left)
-        self._step_losses: list[torch.Tensor] = []
-        self._evaluation: tuple[float, float] | None = None
-
-    def _next_chunk(self) -> int:
-        """Iterations to train next: the step's rest, split at the epoch's end, where the
-        test set may be evaluated."""
-        per_epoch = self.config.iterations_per_epoch
-        return min(self._iterations_left, per_epoch - self._trainer.iteration % per_epoch)
-
-    def _record(self, losses: torch.Tensor) -> None:
-        """Note a chunk's losses, trained since ``_next_chunk``; evaluate at an epoch's end."""
-        trainer, per_epoch = self._trainer, self.config.iterations_per_epoch
-        self._step_losses.append(losses)
-        self._iterations_left -= len(losses)
-        if trainer.iteration % per_epoch == 0 and self._evaluates(trainer.iteration // per_epoch):
-            self._evaluation = trainer.evaluate()
-
-    def _end_step(self, action: int | None) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        self._steps += 1
-        losses = torch.cat(self._step_losses)
-        observation, loss, heldout = self._observe(losses, action, starting=False)
-        rewarded = self._rewarded_loss(loss, heldout)
-        diverged = not (
-            math.isfinite(loss)
-            and loss <= self.config.max_loss
-            and math.isfinite(rewarded)
-            and rewarded <= self.config.max_loss
-            and np.isfinite(observation).all()
-        )
-        if diverged:
-            reward = divergence_penalty(
-                self._previous_loss, self.config.max_loss, self.reward_scale
-            )
-            observation = self._last_observation
-        else:
-            reward = log_loss_decrease(self._previous_loss, rewarded, self.reward_scale)
-            self._previous_loss = rewarded
-            self._last_observation = observation
-        terminated = diverged or self._trainer.iteration == self.total_iterations
-        self._episode_over = terminated
-        info = self._info(loss, heldout, diverged)
-        if self._evaluation is not None:
-            info["test_loss"], info["test_accuracy"] = self._evaluation
-        return observation, reward, terminated, False, info
-
-    def _check_running(self) -> None:
-        if self._trainer is None or self._episode_over:
-            raise RuntimeError("the episode is over or has not started: call reset() first")
-
-    def _evaluates(self, epoch: int) -> bool:
-        every = self.config.eval_every_epochs
-        return every > 0 and (epoch % every == 0 or epoch == self.config.epochs)
-
-    def _rewarded_loss(self, loss: float, heldout: float | None) -> float:
-        return heldout if self.config.reward == "heldout_log_loss" else loss
-
-    def _observe(
-        self, losses: torch.Tensor, action: int | None, starting: bool
-    ) -> tuple[np.ndarray, float, float | None]:
-        """The observation, the step's mean training loss and its held-out loss (None
-        without one), measured on the device and brought to the host in one copy.
-
-        ``losses`` are the step's per-iteration losses (at reset: ``L_0`` alone).
-        """
-        trainer = self._trainer
-        heldout = trainer.heldout_loss() if self.config.uses_heldout_loss else None
-        parts = [losses.mean().view(1)] + ([] if heldout is None else [heldout.view(1)])
-        if self._observes_weights:
-            parts.append(layer_statistics(self._monitored))
-        if self._signals is not None:
-            update = self._signals.reset if starting else self._signals.update
-            parts.append(update(losses, trainer.gradient_norm(), heldout))
-        packed = torch.cat([part.float() for part in parts]).cpu().numpy()
-        loss, packed = float(packed[0]), packed[1:]
-        heldout_loss = None
-        if heldout is not None:
-            heldout_loss, packed = float(packed[0]), packed[1:]
-        observation = []
-        if self._observes_weights:
-            statistics = len(packed) - (0 if self._signals is None else len(self._signals.names))
-            observation += [packed[:statistics], [self._lr]]
-            packed = packed[statistics:]
-        if self._signals is not None:
-            iteration, initial_lr = trainer.iteration, self.config.initial_lr
-            observation += [
-                schedule_signals(iteration, self.total_iterations, self._lr, initial_lr),
-                self.actions.features(action),
-                packed,
-            ]
-        return np.concatenate(observation, dtype=np.float32), loss, heldout_loss
-
-    def _info(self, loss: float, heldout: float | None, diverged: bool) -> dict[str, Any]:
-        iteration = self._trainer.iteration
-        info = {
-            "lr": self._lr,
-            "train_loss": loss,
-            "epoch": iteration // self.config.iterations_per_epoch,
-            "iteration": iteration,
-            "diverged": diverged,
-        }
-        if heldout is not None:
-            info["heldout_loss"] = heldout
-        return info
+    @staticmethod
+    def _returned(step: Step) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """A step as Gymnasium's five values: never truncated here (a wrapper may)."""
+        return step.observation, step.reward, step.terminated, False, step.info
 
     def state_dict(self) -> dict[str, Any]:
         """The running episode, whole, as tensors and plain values (``torch.save`` writes it
-        and ``torch.load(..., weights_only=True)`` reads it, no pickle): the env's random
-        state at the episode's start (which rebuilds its held-out split and generators) and
-        now, the trainer's state (weights, optimizer, last gradient, loader position and
-        generators), the lr, step, last loss and observation, and the training signals.
+        and ``torch.load(..., weights_only=True)`` reads it, no pickle): the config, the
+        env's random state at the episode's start (which rebuilds its held-out split and
+        generators) and now, and the episode's own state (``Episode.state_dict``: weights,
+        optimizer, loader position, lr, last loss and observation, training signals).
         ``load_state_dict`` on an env of the same config continues it bit for bit on the
         CPU (at the same thread count): a long episode can be preempted and continued."""
-        self._check_running()
+        episode = self.running_episode()
         return {
             "config": self.config.to_dict(),
             "episode_start": self._episode_start,
             "np_random": self.np_random.bit_generator.state,
-            "trainer": self._trainer.state_dict(),
-            "lr": self._lr,
-            "steps": self._steps,
-            "previous_loss": self._previous_loss,
-            "last_observation": torch.from_numpy(self._last_observation),
-            "signals": None if self._signals is None else self._signals.state_dict(),
+            **episode.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -403,23 +266,10 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
                 f"this state is of an env with another config ({', '.join(changed)} differ): "
                 f"make the env with the config it was saved from"
             )
-        if self._data is None:
-            self._data = load_device_data(self.config)
         self.np_random.bit_generator.state = state["episode_start"]  # the same split, seeds
-        self._start_run()
-        self._trainer.load_state_dict(state["trainer"])
+        self._start_episode()
+        self.episode.load_state_dict(state)
         self.np_random.bit_generator.state = state["np_random"]
-        self._lr, self._steps = state["lr"], state["steps"]
-        self._previous_loss = state["previous_loss"]
-        self._last_observation = state["last_observation"].numpy()
-        if self._signals is not None:
-            self._signals.load_state_dict(
-                {
-                    name: None if value is None else value.to(self.device)
-                    for name, value in state["signals"].items()
-                }
-            )
-        self._episode_over = False
 
     def save(self, path: str | os.PathLike) -> None:
         """``state_dict`` to ``path`` with ``torch.save``, written whole or not at all."""
@@ -432,7 +282,5 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
 
     def close(self) -> None:
         """Free the network and the device copy of the data."""
-        self._trainer = None
-        self._monitored = []
-        self._data = None
-        self._episode_over = True
+        self.episode = None
+        self.data = None

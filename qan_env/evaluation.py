@@ -1,32 +1,32 @@
 """Run policies and fixed schedules on the env for several seeds, and record what they did.
 
 Every policy here acts greedily: a trained model is evaluated with ``deterministic=True``
-(epsilon 0), never with the exploration it was trained with, and it is reported beside a
-random policy over the same actions and beside fixed schedules, on the same seeds.
+(epsilon 0, ``qan_env.sb3.SB3Policy``), never with the exploration it was trained with, and
+it is reported beside a random policy over the same actions and beside the fixed schedules
+of ``baselines`` (``qan_env.schedules``, and the paper's actions on a clock), on the same
+seeds.
 """
 
 from __future__ import annotations
 
 import math
-import pickle
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-from gymnasium import spaces
 
+from qan_env.actions import DECAY, RESTART
 from qan_env.env import LRScheduleEnv
-from qan_env.run_folder import (
-    MODEL_FILE,
-    Normalization,
-    model_folder,
-    policy_weights,
-    read_normalization,
+from qan_env.schedules import (
+    Constant,
+    Cosine,
+    Exponential,
+    LRSchedule,
+    StepDecay,
+    WarmRestarts,
 )
-from qan_env.schedules import LRSchedule
 
 #: Seeds kept for evaluation: no training episode and no tuning uses them.
 HELD_OUT_SEEDS: tuple[int, ...] = tuple(range(1000, 1010))
@@ -97,102 +97,52 @@ class RandomPolicy:
         return int(self.rng.integers(self.n_actions))
 
 
-class SB3Policy:
-    """A trained Stable-Baselines3 DQN, acting greedily (``deterministic=True``).
+@dataclass(frozen=True)
+class ActionSchedule:
+    """Take ``decay`` every step, and ``restart`` every ``restart_every`` steps (0: never).
 
-    It sees what it saw in training: the last ``k`` observations stacked by SB3's
-    ``StackedObservations`` (the engine of ``VecFrameStack``; ``k`` is read off the
-    network's input size), then normalised by the run's statistics, frozen. Loading reads
-    no pickle: the Q-network's weights come out of ``model.zip`` with
-    ``weights_only=True`` into SB3's own ``DQNPolicy``, the statistics from
-    ``normalization.json``.
+    A policy (``qan_env.evaluation.Policy``) that ignores what it observes.
     """
 
-    def __init__(
-        self,
-        policy,
-        normalization: Normalization | None = None,
-        name: str = "DQN (greedy)",
-        note: str = "",
-    ) -> None:
-        self.policy = policy
-        self.normalization = normalization
-        self.name = name
-        self.note = note  # said when the model is not the run's finished one
-        self.frames = None  # a StackedObservations, made for the first observation
-        self.episode_started = False
+    restart_every: int = 0
 
-    @classmethod
-    def load(
-        cls, run_dir: str | Path, name: str = "DQN (greedy)", trust: bool = False
-    ) -> SB3Policy:
-        """The policy that ``agents/sb3_dqn.py`` saved in ``run_dir``; of an interrupted
-        run, its last checkpoint's (``note`` says so).
-
-        A folder of an older version keeps its statistics only in ``vecnormalize.pkl``, a
-        pickle, which can run code: it is read only with ``trust``.
-        """
-        from stable_baselines3.dqn.policies import DQNPolicy
-
-        folder, note = model_folder(run_dir)
-        weights = policy_weights(folder / MODEL_FILE)
-        layers = sorted(
-            (int(key.split(".")[2]), tensor)
-            for key, tensor in weights.items()
-            if key.startswith("q_net.q_net.") and key.endswith(".weight")
-        )
-        inputs, actions = layers[0][1].shape[1], layers[-1][1].shape[0]
-        policy = DQNPolicy(
-            spaces.Box(-np.inf, np.inf, (inputs,), np.float32),
-            spaces.Discrete(actions),
-            lr_schedule=lambda _: 0.0,  # never trained here
-            net_arch=[tensor.shape[0] for _, tensor in layers[:-1]],
-        )
-        policy.load_state_dict(weights)
-        policy.set_training_mode(False)
-        return cls(policy, cls._normalization(folder, trust), name, note)
-
-    @staticmethod
-    def _normalization(folder: Path, trust: bool) -> Normalization | None:
-        normalization = read_normalization(folder)
-        pickled = Path(folder) / "vecnormalize.pkl"
-        if normalization is not None or not pickled.exists():
-            return normalization
-        if not trust:
-            raise ValueError(
-                f"{folder} keeps its normalisation statistics only in vecnormalize.pkl (a run "
-                f"folder of an older version): a pickle, which can run code. Pass --trust if "
-                f"the folder comes from a source you trust"
-            )
-        with open(pickled, "rb") as file:
-            saved = pickle.load(file)  # a VecNormalize without its env; trusted above
-        return Normalization(saved.obs_rms.mean, saved.obs_rms.var, saved.clip_obs, saved.epsilon)
+    @property
+    def name(self) -> str:
+        return f"restart every {self.restart_every}" if self.restart_every else "always decay"
 
     def reset(self, seed: int) -> None:
-        self.episode_started = False
+        """Nothing to reset: the actions depend on the step alone."""
 
-    def model_input(self, observation: np.ndarray) -> np.ndarray:
-        """Push ``observation`` on the history; the stacked, normalised ``[1, k * n]`` input."""
-        from stable_baselines3.common.vec_env.stacked_observations import StackedObservations
+    def act(self, observation: object, step: int) -> int:
+        if self.restart_every and (step + 1) % self.restart_every == 0:
+            return RESTART
+        return DECAY
 
-        batch = observation[None]
-        if self.frames is None:
-            single = spaces.Box(-np.inf, np.inf, observation.shape, np.float32)
-            stack = self.policy.observation_space.shape[0] // observation.shape[0]
-            self.frames = StackedObservations(1, stack, single)
-        if self.episode_started:
-            stacked, _ = self.frames.update(batch, np.array([False]), [{}])
-        else:
-            stacked = self.frames.reset(batch)
-            self.episode_started = True
-        stacked = stacked.copy()  # the stack's own buffer changes with the next observation
-        if self.normalization is not None:
-            stacked = self.normalization(stacked)
-        return stacked
 
-    def act(self, observation: np.ndarray, step: int) -> int:
-        action, _ = self.policy.predict(self.model_input(observation), deterministic=True)
-        return int(action[0])
+
+def restart_period(decay_rate: float, remaining: float = 0.01) -> int:
+    """Decay steps that take the lr down to ``remaining`` of its restart value (90 at 5%)."""
+    return math.ceil(math.log(remaining) / math.log(1.0 - decay_rate))
+
+
+def baselines(
+    initial_lr: float, decay_rate: float, action_mode: str, steps_per_episode: int
+) -> list[LRSchedule | ActionSchedule]:
+    """The fixed schedules a learned policy is compared with. With the paper's actions,
+    "always decay" and "restart every k" take the env's own actions, k being the steps
+    that decay the lr to 1%, or half the episode if that is shorter (so that it restarts
+    at least once); with other action sets, "always decay" is the same lrs as a schedule
+    (restarting on a clock is the paper's action set only)."""
+    fixed: list[LRSchedule | ActionSchedule] = [
+        Constant(initial_lr),
+        StepDecay(initial_lr),
+        Cosine(initial_lr),
+        WarmRestarts(initial_lr),
+    ]
+    if action_mode != "paper":
+        return [*fixed, Exponential(initial_lr, decay_rate)]
+    every = max(1, min(restart_period(decay_rate), steps_per_episode // 2))
+    return [*fixed, ActionSchedule(), ActionSchedule(restart_every=every)]
 
 
 def run_episode(env: LRScheduleEnv, policy: Policy | LRSchedule, seed: int) -> EpisodeRecord:

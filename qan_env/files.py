@@ -19,3 +19,8 @@ def replace_atomically(path: str | os.PathLike, write: Callable[[Path], object])
         os.fsync(file.fileno())
     os.replace(partial, path)
     return path
+
+
+def write_atomically(path: str | os.PathLike, text: str) -> Path:
+    """``text`` into ``path`` whole or not at all (``replace_atomically``)."""
+    return replace_atomically(path, lambda partial: partial.write_text(text))

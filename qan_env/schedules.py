@@ -1,13 +1,11 @@
-"""Fixed learning-rate schedules: the baselines a learned policy is compared with.
+"""Fixed learning-rate schedules: the lr as a function of the step.
 
-Two kinds, both run on the env itself so that a baseline trains exactly the network, data
-order and augmentation the agent gets for the same seed:
-
-- ``LRSchedule``: the lr as a function of the step (``env.unwrapped.step_lr``): constant,
-  the Wide ResNet step schedule, cosine annealing, SGDR warm restarts, exponential decay
-  (the decay action on a clock), and a replayed sequence of lrs.
-- ``ActionSchedule``: a fixed sequence of the env's own actions (``env.step``): always
-  decay, and restart every ``k`` steps (the paper's two actions on a clock).
+Constant, the Wide ResNet step schedule, cosine annealing, SGDR warm restarts, exponential
+decay (the paper's decay action on a clock) and a replayed sequence of lrs. They are the
+baselines a learned policy is compared with (run through ``env.unwrapped.step_lr``, so
+that a baseline trains exactly the network, data order and augmentation the agent gets
+for the same seed, ``qan_env.evaluation``) and the base of the anchored actions
+(``qan_env.actions``). This module depends on nothing else of the package.
 """
 
 from __future__ import annotations
@@ -15,8 +13,6 @@ from __future__ import annotations
 import abc
 import math
 from dataclasses import dataclass, field
-
-from qan_env.actions import DECAY, RESTART
 
 
 def _cosine(start: float, end: float, progress: float) -> float:
@@ -146,28 +142,6 @@ class Replayed(LRSchedule):
         return self.lrs[step]
 
 
-@dataclass(frozen=True)
-class ActionSchedule:
-    """Take ``decay`` every step, and ``restart`` every ``restart_every`` steps (0: never).
-
-    A policy (``qan_env.evaluation.Policy``) that ignores what it observes.
-    """
-
-    restart_every: int = 0
-
-    @property
-    def name(self) -> str:
-        return f"restart every {self.restart_every}" if self.restart_every else "always decay"
-
-    def reset(self, seed: int) -> None:
-        """Nothing to reset: the actions depend on the step alone."""
-
-    def act(self, observation: object, step: int) -> int:
-        if self.restart_every and (step + 1) % self.restart_every == 0:
-            return RESTART
-        return DECAY
-
-
 #: The lr schedules by name (for the anchored action mode), each made from ``initial_lr``.
 SCHEDULES: dict[str, type[LRSchedule]] = {
     "constant": Constant,
@@ -175,28 +149,3 @@ SCHEDULES: dict[str, type[LRSchedule]] = {
     "cosine": Cosine,
     "sgdr": WarmRestarts,
 }
-
-
-def restart_period(decay_rate: float, remaining: float = 0.01) -> int:
-    """Decay steps that take the lr down to ``remaining`` of its restart value (90 at 5%)."""
-    return math.ceil(math.log(remaining) / math.log(1.0 - decay_rate))
-
-
-def baselines(
-    initial_lr: float, decay_rate: float, action_mode: str, steps_per_episode: int
-) -> list[LRSchedule | ActionSchedule]:
-    """The fixed schedules a learned policy is compared with. With the paper's actions,
-    "always decay" and "restart every k" take the env's own actions, k being the steps
-    that decay the lr to 1%, or half the episode if that is shorter (so that it restarts
-    at least once); with other action sets, "always decay" is the same lrs as a schedule
-    (restarting on a clock is the paper's action set only)."""
-    fixed: list[LRSchedule | ActionSchedule] = [
-        Constant(initial_lr),
-        StepDecay(initial_lr),
-        Cosine(initial_lr),
-        WarmRestarts(initial_lr),
-    ]
-    if action_mode != "paper":
-        return [*fixed, Exponential(initial_lr, decay_rate)]
-    every = max(1, min(restart_period(decay_rate), steps_per_episode // 2))
-    return [*fixed, ActionSchedule(), ActionSchedule(restart_every=every)]

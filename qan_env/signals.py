@@ -31,6 +31,20 @@ MIN_LR_RATIO = 1e-6
 _TINY = 1e-12  # a loss or gradient norm of exactly 0 is logged as log(1e-12), not -inf
 
 SCHEDULE_NAMES = ("progress", "log_lr_ratio")
+RUN_NAMES = (
+    "log_loss_ema_short",
+    "log_loss_ema_long",
+    "loss_ema_gap",
+    "loss_window_cv",
+    "log_grad_norm",
+    "grad_norm_change",
+)
+HELDOUT_NAMES = ("log_heldout_loss", "heldout_loss_change")
+
+
+def signal_names(heldout: bool) -> tuple[str, ...]:
+    """The names of ``TrainingSignals``' values, in order, with or without a held-out set."""
+    return RUN_NAMES + (HELDOUT_NAMES if heldout else ())
 
 
 def schedule_signals(iteration: int, total_iterations: int, lr: float, initial_lr: float) -> list:
@@ -57,15 +71,7 @@ class TrainingSignals:
 
     @property
     def names(self) -> tuple[str, ...]:
-        names = (
-            "log_loss_ema_short",
-            "log_loss_ema_long",
-            "loss_ema_gap",
-            "loss_window_cv",
-            "log_grad_norm",
-            "grad_norm_change",
-        )
-        return names + (("log_heldout_loss", "heldout_loss_change") if self.heldout else ())
+        return signal_names(self.heldout)
 
     def reset(
         self, loss: torch.Tensor, grad_norm: torch.Tensor, heldout: torch.Tensor | None

@@ -13,8 +13,9 @@ from gymnasium.vector.utils import batch_space
 
 from qan_env.config import EnvConfig, make_config, with_overrides
 from qan_env.env import LRScheduleEnv
+from qan_env.episode import Episode
 from qan_env.training.batched import batchable, train_together
-from qan_env.training.run import load_device_data
+from qan_env.training.run import DeviceData, load_device_data
 from qan_env.validation import refuse
 
 BATCHED_CHOICES = ("auto", True, False)
@@ -96,6 +97,7 @@ class LRScheduleVectorEnv(VectorEnv):
         self.single_action_space = first.action_space
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
+        self._data: DeviceData | None = None
         self._needs_reset = np.zeros(num_envs, dtype=bool)
         self._observations = np.zeros(self.observation_space.shape, dtype=np.float32)
 
@@ -123,10 +125,10 @@ class LRScheduleVectorEnv(VectorEnv):
 
     def _share_data(self) -> None:
         """One copy of the data set on the device for every sub-env (each would read its own)."""
-        if self.envs[0]._data is None:
-            data = load_device_data(self.config)
+        if self._data is None:
+            self._data = load_device_data(self.config)
             for env in self.envs:
-                env._data = data
+                env.share_data(self._data)
 
     def step(
         self, actions: np.ndarray
@@ -139,25 +141,25 @@ class LRScheduleVectorEnv(VectorEnv):
         truncated = np.zeros(self.num_envs, dtype=bool)
         infos: dict[str, Any] = {}
         stepping = [i for i in range(self.num_envs) if not self._needs_reset[i]]
+        episodes: dict[int, Episode] = {}
         indices = {}
         for i in stepping:  # every action checked before any run trains
             env = self.envs[i]
-            env._check_running()
+            episodes[i] = env.running_episode()
             try:
                 indices[i] = env.actions.index(actions[i])
             except ValueError as error:
                 raise ValueError(f"actions[{i}]: {error}") from None
-        for i in stepping:
-            self.envs[i]._begin_step(self.envs[i]._action_lr(indices[i]))
-        self._train([self.envs[i] for i in stepping])
+        for i, episode in episodes.items():
+            episode.begin(episode.action_lr(indices[i]), indices[i])
+        self._train(list(episodes.values()))
         for i in range(self.num_envs):
             env = self.envs[i]
-            if i in indices:
-                observation, rewards[i], terminated[i], truncated[i], info = env._end_step(
-                    indices[i]
-                )
-                ended = terminated[i] or truncated[i]
-                if ended and self.autoreset_mode == AutoresetMode.SAME_STEP:
+            if i in episodes:
+                step = episodes[i].finish()
+                observation, info = step.observation, step.info
+                rewards[i], terminated[i] = step.reward, step.terminated
+                if terminated[i] and self.autoreset_mode == AutoresetMode.SAME_STEP:
                     final = {"final_obs": observation, "final_info": info}
                     infos = self._add_info(infos, final, i)
                     observation, info = env.reset()
@@ -170,20 +172,21 @@ class LRScheduleVectorEnv(VectorEnv):
             self._needs_reset[:] = False
         return self._observations.copy(), rewards, terminated, truncated, infos
 
-    def _train(self, envs: list[LRScheduleEnv]) -> None:
-        """Train each env's step, in chunks that end where some run's epoch ends."""
-        batched = self.batched and batchable([env._trainer for env in envs]) is None
-        while active := [env for env in envs if env._iterations_left]:
-            count = min(env._next_chunk() for env in active)
-            trainers, lrs = [env._trainer for env in active], [env._lr for env in active]
+    def _train(self, episodes: list[Episode]) -> None:
+        """Train each episode's step, in chunks that end where some run's epoch ends."""
+        batched = self.batched and batchable([e.trainer for e in episodes]) is None
+        while active := [episode for episode in episodes if episode.iterations_left]:
+            count = min(episode.next_chunk() for episode in active)
+            trainers = [episode.trainer for episode in active]
+            lrs = [episode.lr for episode in active]
             if batched and len(active) > 1:
                 losses = train_together(trainers, count, lrs)
             else:
                 losses = torch.stack(
                     [trainer.train(count, lr) for trainer, lr in zip(trainers, lrs, strict=True)]
                 )
-            for env, run_losses in zip(active, losses, strict=True):
-                env._record(run_losses)
+            for episode, run_losses in zip(active, losses, strict=True):
+                episode.record(run_losses)
 
     def call(self, name: str, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
         """Each sub-env's method ``name`` called with these arguments (an attribute that is

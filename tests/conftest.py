@@ -13,7 +13,7 @@ from cifar_format import TRAIN_PER_BATCH, write_cifar10
 from torchvision.datasets import CIFAR10
 
 from qan_env import LRScheduleEnv
-from qan_env.training import data
+from qan_env.training import datasets
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,7 +40,7 @@ def _md5(path: Path) -> str:
 @pytest.fixture
 def cifar10_dir(tmp_path, monkeypatch):
     """A small CIFAR-10 folder, with torchvision's checksum table set to these files' sums
-    and the data set's training size (``data.SOURCES``) to theirs.
+    and the data set's training size (``datasets.SOURCES``) to theirs.
 
     Everything else, from unpickling to the HWC layout, is torchvision's own loading code.
     """
@@ -55,5 +55,6 @@ def cifar10_dir(tmp_path, monkeypatch):
     meta = dict(CIFAR10.meta, md5=_md5(folder / CIFAR10.meta["filename"]))
     monkeypatch.setattr(CIFAR10, "meta", meta)
     size = len(CIFAR10.train_list) * TRAIN_PER_BATCH
-    monkeypatch.setitem(data.SOURCES, "cifar10", replace(data.SOURCES["cifar10"], train_size=size))
+    cifar10 = replace(datasets.SOURCES["cifar10"], train_size=size)
+    monkeypatch.setitem(datasets.SOURCES, "cifar10", cifar10)
     return tmp_path, written

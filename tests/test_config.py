@@ -13,7 +13,8 @@ import pytest
 
 import qan_env
 from qan_env import PRESETS, EnvConfig, LRScheduleEnv, make_config
-from qan_env.config import config_from_dict, parse_overrides
+from qan_env.cli import parse_overrides
+from qan_env.config import config_from_dict
 from qan_env.training import TrainingConfig
 
 

@@ -9,16 +9,10 @@ import torch
 from cifar_format import write_cifar10
 from torchvision.datasets import CIFAR10
 
-from qan_env.training.data import (
-    DatasetError,
-    DeviceLoader,
-    ImageSet,
-    Normalizer,
-    channel_statistics,
-    crop_and_flip,
-    load_cifar10,
-    synthetic_cifar,
-)
+from qan_env.training.datasets import DatasetError, load_cifar10
+from qan_env.training.images import ImageSet
+from qan_env.training.loader import DeviceLoader, Normalizer, channel_statistics, crop_and_flip
+from qan_env.training.synthetic import synthetic_cifar
 
 
 def test_cifar10_loads_the_files_written_in_its_format(cifar10_dir):

@@ -12,8 +12,8 @@ from torchvision_formats import TRAIN_SIZE, write_cifar100, write_mnist, write_s
 
 import qan_env
 from qan_env import DatasetError, ImageSet, LRScheduleEnv, register_dataset
-from qan_env.training import data
-from qan_env.training.data import load_dataset
+from qan_env.training import datasets
+from qan_env.training.datasets import load_dataset
 
 WRITERS = {
     "cifar100": lambda root, rng, patch: write_cifar100(root, rng, patch),
@@ -36,20 +36,20 @@ def run_episode(env: LRScheduleEnv) -> dict:
 @pytest.mark.parametrize("name", WRITERS)
 def test_a_torchvision_set_is_read_by_name_and_trains_its_own_network(name, tmp_path, monkeypatch):
     written = WRITERS[name](tmp_path, np.random.default_rng(0), monkeypatch)
-    source = replace(data.SOURCES[name], train_size=TRAIN_SIZE)  # the real one is larger
-    monkeypatch.setitem(data.SOURCES, name, source)
+    source = replace(datasets.SOURCES[name], train_size=TRAIN_SIZE)  # the real one is larger
+    monkeypatch.setitem(datasets.SOURCES, name, source)
     env = LRScheduleEnv(preset="tiny", dataset=name, data_dir=str(tmp_path))
-    train, test = load_dataset(env.config)
+    train, test = load_dataset(env.config.data_fields)
     for split, loaded in (("train", train), ("test", test)):
         images, labels = written[split]
         np.testing.assert_array_equal(loaded.images.numpy(), images)  # [N, C, H, W], uint8
         np.testing.assert_array_equal(loaded.labels.numpy(), labels)  # SVHN's 10 is 0 here
     info = run_episode(env)
     assert info["epoch"] == env.config.epochs and 0.0 <= info["test_accuracy"] <= 1.0
-    model = env._trainer.model
+    model = env.episode.trainer.model
     assert model.conv1.in_channels == images.shape[1]  # 1 for the MNISTs, 3 otherwise
     assert model.fc.out_features == source.classes  # 100 for CIFAR-100
-    assert env._trainer.loader.flip == source.flip
+    assert env.episode.trainer.loader.flip == source.flip
 
 
 @pytest.mark.parametrize("name", WRITERS)
@@ -64,7 +64,7 @@ def test_a_missing_torchvision_set_says_where_it_looked_and_how_to_get_it(name, 
 
 def test_digits_are_real_images_that_need_no_download():
     pytest.importorskip("sklearn")
-    train, test = data.load_digits()
+    train, test = datasets.load_digits()
     assert train.images.shape == (1437, 1, 32, 32) and test.images.shape == (360, 1, 32, 32)
     assert train.images.dtype == torch.uint8 and int(train.images.max()) == 255
     assert sorted(set(train.labels.tolist())) == list(range(10))
@@ -72,7 +72,7 @@ def test_digits_are_real_images_that_need_no_download():
     assert env.config.dataset_train_size == 1437 and env.steps_per_episode == 2 * (1437 // 32)
     info = run_episode(env)
     assert info["test_accuracy"] > 0.2  # a real, easy set: well above chance in 2 epochs
-    assert env._trainer.model.conv1.in_channels == 1 and not env._trainer.loader.flip
+    assert env.episode.trainer.model.conv1.in_channels == 1 and not env.episode.trainer.loader.flip
 
 
 def random_set(size: int, shape: tuple[int, ...], classes: int, seed: int) -> ImageSet:
@@ -84,10 +84,10 @@ def random_set(size: int, shape: tuple[int, ...], classes: int, seed: int) -> Im
 
 @pytest.fixture(autouse=True)
 def registrations_stay_in_their_test():
-    saved = dict(data.SOURCES)
+    saved = dict(datasets.SOURCES)
     yield
-    data.SOURCES.clear()
-    data.SOURCES.update(saved)
+    datasets.SOURCES.clear()
+    datasets.SOURCES.update(saved)
 
 
 def test_an_in_memory_set_of_any_shape_and_class_count_trains():
@@ -97,9 +97,9 @@ def test_an_in_memory_set_of_any_shape_and_class_count_trains():
     assert env.dataset_train_size == 96
     lr_env = LRScheduleEnv(preset="tiny", dataset="mine", batch_size=16)
     run_episode(lr_env)
-    model = lr_env._trainer.model
+    model = lr_env.episode.trainer.model
     assert model.conv1.in_channels == 2 and model.fc.out_features == 3
-    assert lr_env._trainer.loader.flip
+    assert lr_env.episode.trainer.loader.flip
 
 
 @pytest.mark.parametrize(
@@ -141,7 +141,7 @@ def test_an_in_memory_set_of_any_shape_and_class_count_trains():
 def test_a_bad_in_memory_set_is_refused_clearly_and_not_registered(train, test, kwargs, message):
     with pytest.raises(ValueError, match=message):
         register_dataset("bad", train, test, **kwargs)
-    assert "bad" not in data.SOURCES
+    assert "bad" not in datasets.SOURCES
 
 
 def test_built_in_names_cannot_be_replaced_and_unknown_names_say_how_to_register():

@@ -118,7 +118,7 @@ def test_actions_set_the_learning_rate_they_promise():
         observation, *_, info = env.step(action)
         assert info["lr"] == pytest.approx(lr, rel=1e-12)
         assert observation[-1] == np.float32(lr)
-        assert env.unwrapped._trainer.optimizer.param_groups[0]["lr"] == info["lr"]
+        assert env.unwrapped.episode.trainer.optimizer.param_groups[0]["lr"] == info["lr"]
 
 
 def test_restart_defaults_to_the_initial_lr(tiny_env):
@@ -187,10 +187,10 @@ def test_the_global_rngs_are_never_touched():
 
 def test_construction_is_cheap_and_picklable():
     env = LRScheduleEnv(preset="paper", data_dir="/nonexistent")  # no data read yet
-    assert env._trainer is None and env._data is None
+    assert env.episode is None and env.data is None
     clone = pickle.loads(pickle.dumps(env))
     assert clone.config == env.config and clone.observation_space == env.observation_space
-    with pytest.raises(qan_env.training.data.DatasetError, match="/nonexistent"):
+    with pytest.raises(qan_env.DatasetError, match="/nonexistent"):
         env.reset(seed=0)
 
 
@@ -232,11 +232,11 @@ def test_cifar10_episode_runs_on_files_in_cifar10_format(cifar10_dir):
 
 def test_a_data_set_of_another_size_than_the_config_says_is_refused(cifar10_dir, monkeypatch):
     root, _ = cifar10_dir
-    cifar10 = dataclasses.replace(qan_env.training.data.SOURCES["cifar10"], train_size=50_000)
-    monkeypatch.setitem(qan_env.training.data.SOURCES, "cifar10", cifar10)  # the real size
+    cifar10 = dataclasses.replace(qan_env.training.datasets.SOURCES["cifar10"], train_size=50_000)
+    monkeypatch.setitem(qan_env.training.datasets.SOURCES, "cifar10", cifar10)  # the real size
     env = LRScheduleEnv(preset="tiny", dataset="cifar10", data_dir=str(root), batch_size=50)
     assert env.steps_per_episode == 2 * (50_000 // 50)
-    with pytest.raises(qan_env.training.data.DatasetError, match="has 200 training images where"):
+    with pytest.raises(qan_env.DatasetError, match="has 200 training images where"):
         env.reset(seed=0)
 
 
@@ -314,7 +314,7 @@ def test_bf16_autocast_and_channels_last_train_the_same_network():
     _, fp32 = run_episode(LRScheduleEnv(preset="tiny"), lambda step: DECAY)
     fast_env = LRScheduleEnv(preset="tiny", precision="bf16", channels_last=True)
     _, fast = run_episode(fast_env, lambda step: DECAY)
-    trainer = fast_env.unwrapped._trainer
+    trainer = fast_env.unwrapped.episode.trainer
     assert trainer.bf16 and trainer.model.conv1.weight.is_contiguous(
         memory_format=torch.channels_last
     )
@@ -328,10 +328,10 @@ def test_bf16_autocast_and_channels_last_train_the_same_network():
 @pytest.mark.parametrize("lr", [True, -0.1, float("nan"), 1e5, 3.5e38, 10**400, "0.1", None])
 def test_step_lr_refuses_a_bad_lr_before_anything_changes(tiny_env, lr):
     tiny_env.reset(seed=0)
-    before = (tiny_env._lr, tiny_env._trainer.iteration)
+    before = (tiny_env.episode.lr, tiny_env.episode.trainer.iteration)
     with pytest.raises(ValueError, match=r"^lr=.* is not allowed: a finite number >= 0 and <= "):
         tiny_env.step_lr(lr)
-    assert (tiny_env._lr, tiny_env._trainer.iteration) == before
+    assert (tiny_env.episode.lr, tiny_env.episode.trainer.iteration) == before
     *_, info = tiny_env.step_lr(0.05)  # the episode goes on
     assert info["iteration"] == before[1] + 1
 

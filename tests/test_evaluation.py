@@ -13,25 +13,25 @@ import qan_env
 from qan_env import LRScheduleEnv
 from qan_env.actions import DECAY, RESTART
 from qan_env.evaluation import (
+    ActionSchedule,
     EpisodeRecord,
     RandomPolicy,
-    SB3Policy,
+    baselines,
     best_of,
     evaluate,
     mean_ci,
+    restart_period,
     run_episode,
 )
-from qan_env.run_folder import Normalization, read_run_config, saved_env, write_run_config
+from qan_env.run_folder import read_run_config, saved_env, write_run_config
+from qan_env.sb3 import Normalization, SB3Policy
 from qan_env.schedules import (
-    ActionSchedule,
     Constant,
     Cosine,
     Exponential,
     Replayed,
     StepDecay,
     WarmRestarts,
-    baselines,
-    restart_period,
 )
 
 LR0 = 0.1
@@ -160,7 +160,7 @@ def test_sb3_policy_sees_what_sb3s_wrappers_showed_the_model(env):
         venv.step(np.array([step % 2]))
     venv.training = False
     model = DQN("MlpPolicy", venv, device="cpu", seed=0)
-    statistics = Normalization(venv.obs_rms.mean, venv.obs_rms.var, venv.clip_obs, venv.epsilon)
+    statistics = Normalization.of(venv)
     policy = SB3Policy(model.policy, normalization=statistics)  # as normalization.json has it
     raw_env = LRScheduleEnv(preset="tiny")
     venv.seed(11)

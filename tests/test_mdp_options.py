@@ -115,16 +115,16 @@ def test_the_heldout_reward_is_measured_in_eval_mode_on_images_that_never_train(
     env = LRScheduleEnv(preset="tiny", **options("paper", "paper", "heldout_log_loss"))
     assert env.config.train_size == 256 - HELDOUT and env.steps_per_episode == 2 * (192 // 32)
     env.reset(seed=0)
-    trainer = env.unwrapped._trainer
+    trainer = env.unwrapped.episode.trainer
     trained, heldout = trainer.loader.data, trainer.heldout_set
     assert len(heldout) == HELDOUT and len(trained) == 256 - HELDOUT
     rows = {bytes(image.numpy()) for image in trained.images}
     assert not any(bytes(image.numpy()) in rows for image in heldout.images)
     assert trainer.heldout_loss().item() == pytest.approx(env.step(0)[4]["heldout_loss"], 0.2)
     env.reset(seed=0)
-    assert torch.equal(env.unwrapped._trainer.heldout_set.labels, heldout.labels)  # the seed's
+    assert torch.equal(env.unwrapped.episode.trainer.heldout_set.labels, heldout.labels)  # the seed's
     env.reset(seed=1)
-    assert not torch.equal(env.unwrapped._trainer.heldout_set.labels, heldout.labels)
+    assert not torch.equal(env.unwrapped.episode.trainer.heldout_set.labels, heldout.labels)
 
 
 def test_training_signals_are_finite_up_to_and_at_divergence():
@@ -183,7 +183,7 @@ def test_the_moving_averages_follow_their_definition():
 def test_the_gradient_norm_is_the_last_iterations():
     env = LRScheduleEnv(preset="tiny", **options("paper", "training", "train_log_loss"))
     env.reset(seed=0)
-    trainer = env.unwrapped._trainer
+    trainer = env.unwrapped.episode.trainer
     observation, *_ = env.step(0)
     grads = [p.grad.flatten() for p in trainer.model.parameters()]
     expected = math.log(torch.cat(grads).norm().item())

@@ -68,7 +68,7 @@ def test_make_vec_returns_the_native_vector_env_with_batched_spaces():
     observations, infos = env.reset(seed=0)
     assert observations.shape == (3, 193) and observations.dtype == np.float32
     assert infos["lr"].shape == (3,) and infos["_lr"].all()
-    assert len({id(sub_env._data) for sub_env in env.envs}) == 1  # one copy of the data
+    assert len({id(sub_env.data) for sub_env in env.envs}) == 1  # one copy of the data
     env.close()
 
 
@@ -196,7 +196,7 @@ def test_bad_actions_and_masks_are_refused_before_anything_trains():
         ValueError, match=r"actions\[1\]: action .*5.* is not valid: allowed are 0 \(decay\)"
     ):
         env.step(np.array([0, 5]))
-    assert [sub_env._trainer.iteration for sub_env in env.envs] == [0, 0]
+    assert [sub_env.episode.trainer.iteration for sub_env in env.envs] == [0, 0]
     with pytest.raises(ValueError, match="reset_mask"):
         env.reset(options={"reset_mask": [True, False]})
     with pytest.raises(ValueError, match="a list of 2 seeds"):

@@ -17,9 +17,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 from qan_env import LRScheduleEnv, learning_mdp, make_config
-from qan_env.config import parse_overrides
-from qan_env.evaluation import TUNING_SEEDS, evaluate
-from qan_env.schedules import Cosine, baselines
+from qan_env.cli import parse_overrides
+from qan_env.evaluation import TUNING_SEEDS, baselines, evaluate
+from qan_env.schedules import Cosine
 
 
 def main() -> None:

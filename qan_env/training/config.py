@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from qan_env.training import data
+from qan_env.training.datasets import SOURCES, DataFields
 from qan_env.training.models import check_depth, parameter_count
 from qan_env.validation import check_choice, check_flag, check_float, check_int, refuse
 
@@ -76,11 +76,11 @@ class TrainingConfig:
     """``torch.compile`` the network (slow first steps)."""
 
     def __post_init__(self) -> None:
-        if self.dataset not in data.SOURCES:
+        if self.dataset not in SOURCES:
             refuse(
                 "dataset",
                 self.dataset,
-                f"one of {tuple(data.SOURCES)}, or a name given to qan_env.register_dataset "
+                f"one of {tuple(SOURCES)}, or a name given to qan_env.register_dataset "
                 f"in this process first",
             )
         if not isinstance(self.data_dir, str):
@@ -131,7 +131,19 @@ class TrainingConfig:
     def dataset_train_size(self) -> int:
         """Images of the data set's training split, known before it is read: the synthetic
         set's size, or the named data set's."""
-        return data.SOURCES[self.dataset].train_size or self.synthetic_train_size
+        return SOURCES[self.dataset].train_size or self.synthetic_train_size
+
+    @property
+    def data_fields(self) -> DataFields:
+        """The fields that say which images this run reads (what ``load_dataset`` takes)."""
+        return DataFields(
+            self.dataset,
+            self.data_dir,
+            self.download,
+            self.synthetic_train_size,
+            self.synthetic_test_size,
+            self.synthetic_seed,
+        )
 
     @property
     def train_size(self) -> int:

@@ -15,15 +15,9 @@ import numpy as np
 import torch
 
 from qan_env.training.config import TrainingConfig, resolve_device
-from qan_env.training.data import (
-    SOURCES,
-    DatasetError,
-    DeviceLoader,
-    ImageSet,
-    Normalizer,
-    channel_statistics,
-    load_dataset,
-)
+from qan_env.training.datasets import SOURCES, DatasetError, load_dataset
+from qan_env.training.images import ImageSet
+from qan_env.training.loader import DeviceLoader, Normalizer, channel_statistics
 from qan_env.training.models import build_wide_resnet
 from qan_env.training.trainer import Trainer
 
@@ -51,7 +45,7 @@ def load_device_data(config: TrainingConfig) -> DeviceData:
     read, and the agent sizes its run from it.
     """
     device = resolve_device(config.device)
-    train, test = load_dataset(config)
+    train, test = load_dataset(config.data_fields)
     if len(train) != config.dataset_train_size:
         raise DatasetError(
             f"{config.dataset} has {len(train)} training images where "

@@ -11,7 +11,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from qan_env.training.config import TrainingConfig
-from qan_env.training.data import DeviceLoader, ImageSet, Normalizer
+from qan_env.training.images import ImageSet
+from qan_env.training.loader import DeviceLoader, Normalizer
 
 #: Images per forward pass when evaluating, by device type. On a 2-core CPU, 1,024 images
 #: of the quick network took 0.54 s in one batch and 0.11 to 0.18 s in batches of 128 (the

@@ -1,0 +1,253 @@
+"""``Episode``: one training run under the MDP, the core that both envs step.
+
+An episode is a fresh training run (``build_trainer``) with the MDP around it: the lr the
+actions set, the observation (``ObservationLayout``), the reward (``qan_env.rewards``),
+divergence and the end of the budget. It knows nothing of Gymnasium: ``LRScheduleEnv``
+wraps one and adds seeding and spaces; ``LRScheduleVectorEnv`` steps several and trains
+their iterations together. A step comes in four parts so that it can:
+
+- ``begin(lr, action)``: the step's lr and action;
+- while ``iterations_left``: ``next_chunk()`` iterations are trained (by
+  ``trainer.train(n, episode.lr)``, or many runs' at once), then ``record(losses)``;
+- ``finish()``: observe and reward, a ``Step``.
+
+``step(lr, action)`` does all four for one run.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from qan_env.actions import ActionSet, AnchoredActions, PaperActions, ScaleActions
+from qan_env.config import EnvConfig
+from qan_env.features import layer_statistics
+from qan_env.observation import ObservationLayout
+from qan_env.rewards import divergence_penalty, log_loss_decrease
+from qan_env.schedules import SCHEDULES
+from qan_env.signals import TrainingSignals, schedule_signals
+from qan_env.training.run import DeviceData, build_trainer
+from qan_env.validation import refuse
+
+
+def make_actions(config: EnvConfig) -> ActionSet:
+    """The action set ``config.action_mode`` names, with the config's values."""
+    if config.action_mode == "scale":
+        return ScaleActions(config.scale_factors, config.lr_min, config.lr_max)
+    if config.action_mode == "anchored":
+        base = SCHEDULES[config.anchor_schedule](config.initial_lr)
+        return AnchoredActions(config.anchor_factors, base, config.steps_per_episode)
+    return PaperActions(
+        config.decay_rate, config.effective_restart_lr, config.keep_action, config.lr_floor
+    )
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one env step hands back (Gymnasium's ``truncated`` is the env's business)."""
+
+    observation: np.ndarray
+    reward: float
+    terminated: bool
+    info: dict[str, Any]
+
+
+class Episode:
+    """One training run of ``config`` on ``data``, every seed drawn from ``rng``.
+
+    Made by a reset; ``start()`` measures the first state. Then ``step`` (or its four
+    parts) until ``over``.
+    """
+
+    def __init__(self, config: EnvConfig, data: DeviceData, rng: np.random.Generator) -> None:
+        self.config = config
+        self.actions = make_actions(config)
+        self.layout = ObservationLayout(config, self.actions)
+        self.trainer = build_trainer(config, data, rng)
+        modules = dict(self.trainer.model.named_modules())
+        self._monitored = []
+        if "weights" in self.layout:
+            self._monitored = [modules[name].weight for name in config.monitored_conv_layers]
+        self._signals = None
+        if "signals" in self.layout:
+            self._signals = TrainingSignals(heldout=config.uses_heldout_loss)
+        self.lr = config.initial_lr
+        self.steps = 0
+        self.over = True  # until start()
+        self.iterations_left = 0
+
+    def start(self) -> tuple[np.ndarray, dict[str, Any]]:
+        """The first observation and info: ``L_0`` measured on the first batch, no update."""
+        # The gradient norm is a training signal: measure one at reset, with no update.
+        loss = self.trainer.initial_loss(backward=self._signals is not None)
+        observation, loss, heldout = self._observe(loss.view(1), action=None, starting=True)
+        rewarded = self._rewarded_loss(loss, heldout)
+        if not (math.isfinite(rewarded) and np.isfinite(observation).all()):
+            raise RuntimeError(f"the freshly initialised network gives a non-finite loss {loss}")
+        if max(loss, rewarded) >= self.config.max_loss:  # every step would "diverge"
+            refuse(
+                "max_loss",
+                self.config.max_loss,
+                f"above the loss of the fresh network, {max(loss, rewarded):.4g}: a step whose "
+                f"loss exceeds max_loss ends the episode as diverged",
+            )
+        self._previous_loss = rewarded
+        self._last_observation = observation
+        self.over = False
+        return observation, self._info(loss, heldout, diverged=False)
+
+    def check_running(self) -> None:
+        if self.over:
+            raise RuntimeError("the episode is over or has not started: call reset() first")
+
+    def action_lr(self, action: int) -> float:
+        """The lr that ``action`` (an index of ``actions``) sets for the next step."""
+        return self.actions.next_lr(action, self.lr, self.steps)
+
+    def step(self, lr: float, action: int | None) -> Step:
+        """Train one step's iterations at ``lr``, then observe and reward. ``action``: the
+        action that chose ``lr`` (None: the lr was set directly, as a schedule does)."""
+        self.begin(lr, action)
+        while self.iterations_left:
+            self.record(self.trainer.train(self.next_chunk(), self.lr))
+        return self.finish()
+
+    def begin(self, lr: float, action: int | None) -> None:
+        self.check_running()
+        self.lr, self._action = lr, action
+        left = self.config.total_iterations - self.trainer.iteration
+        self.iterations_left = min(self.config.iterations_per_step, left)
+        self._step_losses: list[torch.Tensor] = []
+        self._evaluation: tuple[float, float] | None = None
+
+    def next_chunk(self) -> int:
+        """Iterations to train next: the step's rest, split at the epoch's end, where the
+        test set may be evaluated."""
+        per_epoch = self.config.iterations_per_epoch
+        return min(self.iterations_left, per_epoch - self.trainer.iteration % per_epoch)
+
+    def record(self, losses: torch.Tensor) -> None:
+        """Note a chunk's losses, trained since ``next_chunk``; evaluate at an epoch's end."""
+        trainer, per_epoch = self.trainer, self.config.iterations_per_epoch
+        self._step_losses.append(losses)
+        self.iterations_left -= len(losses)
+        if trainer.iteration % per_epoch == 0 and self._evaluates(trainer.iteration // per_epoch):
+            self._evaluation = trainer.evaluate()
+
+    def finish(self) -> Step:
+        """Observe and reward the step; it ends the episode when the budget is spent or the
+        run diverged (then the observation is the last one of finite weights)."""
+        self.steps += 1
+        losses = torch.cat(self._step_losses)
+        observation, loss, heldout = self._observe(losses, self._action, starting=False)
+        rewarded = self._rewarded_loss(loss, heldout)
+        max_loss = self.config.max_loss
+        diverged = not (
+            math.isfinite(loss)
+            and loss <= max_loss
+            and math.isfinite(rewarded)
+            and rewarded <= max_loss
+            and np.isfinite(observation).all()
+        )
+        scale = self.config.effective_reward_scale
+        if diverged:
+            reward = divergence_penalty(self._previous_loss, max_loss, scale)
+            observation = self._last_observation
+        else:
+            reward = log_loss_decrease(self._previous_loss, rewarded, scale)
+            self._previous_loss = rewarded
+            self._last_observation = observation
+        self.over = diverged or self.trainer.iteration == self.config.total_iterations
+        info = self._info(loss, heldout, diverged)
+        if self._evaluation is not None:
+            info["test_loss"], info["test_accuracy"] = self._evaluation
+        return Step(observation, reward, self.over, info)
+
+    def _evaluates(self, epoch: int) -> bool:
+        every = self.config.eval_every_epochs
+        return every > 0 and (epoch % every == 0 or epoch == self.config.epochs)
+
+    def _rewarded_loss(self, loss: float, heldout: float | None) -> float:
+        return heldout if self.config.reward == "heldout_log_loss" else loss
+
+    def _observe(
+        self, losses: torch.Tensor, action: int | None, starting: bool
+    ) -> tuple[np.ndarray, float, float | None]:
+        """The observation, the step's mean training loss and its held-out loss (None
+        without one), measured on the device and brought to the host in one copy.
+
+        ``losses`` are the step's per-iteration losses (at reset: ``L_0`` alone).
+        """
+        trainer, config = self.trainer, self.config
+        heldout = trainer.heldout_loss() if config.uses_heldout_loss else None
+        on_device = {"loss": losses.mean().view(1)}
+        if heldout is not None:
+            on_device["heldout"] = heldout.view(1)
+        if self._monitored:
+            on_device["weights"] = layer_statistics(self._monitored)
+        if self._signals is not None:
+            update = self._signals.reset if starting else self._signals.update
+            on_device["signals"] = update(losses, trainer.gradient_norm(), heldout)
+        sizes = [part.numel() for part in on_device.values()]
+        packed = torch.cat([part.float() for part in on_device.values()]).cpu().numpy()
+        host = dict(zip(on_device, np.split(packed, np.cumsum(sizes)[:-1]), strict=True))
+        values: dict[str, Any] = {}
+        if "weights" in self.layout:
+            values["weights"], values["lr"] = host["weights"], [self.lr]
+        if "signals" in self.layout:
+            values["schedule"] = schedule_signals(
+                trainer.iteration, config.total_iterations, self.lr, config.initial_lr
+            )
+            values["last_action"] = self.actions.features(action)
+            values["signals"] = host["signals"]
+        loss = float(host["loss"][0])
+        heldout_loss = float(host["heldout"][0]) if "heldout" in host else None
+        return self.layout.pack(values), loss, heldout_loss
+
+    def _info(self, loss: float, heldout: float | None, diverged: bool) -> dict[str, Any]:
+        iteration = self.trainer.iteration
+        info = {
+            "lr": self.lr,
+            "train_loss": loss,
+            "epoch": iteration // self.config.iterations_per_epoch,
+            "iteration": iteration,
+            "diverged": diverged,
+        }
+        if heldout is not None:
+            info["heldout_loss"] = heldout
+        return info
+
+    def state_dict(self) -> dict[str, Any]:
+        """The running episode as tensors and plain values: the trainer's state (weights,
+        optimizer, last gradient, loader position and generators), the lr, step, last loss
+        and observation, and the training signals."""
+        self.check_running()
+        return {
+            "trainer": self.trainer.state_dict(),
+            "lr": self.lr,
+            "steps": self.steps,
+            "previous_loss": self._previous_loss,
+            "last_observation": torch.from_numpy(self._last_observation),
+            "signals": None if self._signals is None else self._signals.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue the episode ``state_dict`` saved, on this freshly made episode of the
+        same config and run (the same seeds drawn)."""
+        self.trainer.load_state_dict(state["trainer"])
+        self.lr, self.steps = state["lr"], state["steps"]
+        self._previous_loss = state["previous_loss"]
+        self._last_observation = state["last_observation"].numpy()
+        if self._signals is not None:
+            device = self.trainer.device
+            self._signals.load_state_dict(
+                {
+                    name: None if value is None else value.to(device)
+                    for name, value in state["signals"].items()
+                }
+            )
+        self.over = False

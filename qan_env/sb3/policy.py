@@ -1,0 +1,123 @@
+"""A trained Stable-Baselines3 DQN as an evaluation ``Policy``, loaded without pickle.
+
+``model.zip`` is SB3's archive: its ``policy.pth`` entry holds the Q-network's weights as
+tensors (read with ``weights_only=True``); its other entries are pickles and are not read.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.vec_env.stacked_observations import StackedObservations
+from stable_baselines3.dqn.policies import DQNPolicy
+
+from qan_env.sb3.checkpoint import MODEL_FILE, model_folder
+from qan_env.sb3.normalization import Normalization, read_normalization
+
+
+def policy_weights(model_zip: Path) -> dict[str, torch.Tensor]:
+    """The policy's weights inside SB3's ``model.zip``, read with ``weights_only=True``:
+    tensors only, no pickle (the archive's other entries, which are, are not read)."""
+    with zipfile.ZipFile(model_zip) as archive:
+        data = archive.read("policy.pth")
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+
+
+class SB3Policy:
+    """A trained Stable-Baselines3 DQN, acting greedily (``deterministic=True``).
+
+    It sees what it saw in training: the last ``k`` observations stacked by SB3's
+    ``StackedObservations`` (the engine of ``VecFrameStack``; ``k`` is read off the
+    network's input size), then normalised by the run's statistics, frozen. Loading reads
+    no pickle: the Q-network's weights come out of ``model.zip`` with
+    ``weights_only=True`` into SB3's own ``DQNPolicy``, the statistics from
+    ``normalization.json``.
+    """
+
+    def __init__(
+        self,
+        policy: DQNPolicy,
+        normalization: Normalization | None = None,
+        name: str = "DQN (greedy)",
+        note: str = "",
+    ) -> None:
+        self.policy = policy
+        self.normalization = normalization
+        self.name = name
+        self.note = note  # said when the model is not the run's finished one
+        self.frames = None  # a StackedObservations, made for the first observation
+        self.episode_started = False
+
+    @classmethod
+    def load(
+        cls, run_dir: str | Path, name: str = "DQN (greedy)", trust: bool = False
+    ) -> SB3Policy:
+        """The policy that ``agents/sb3_dqn.py`` saved in ``run_dir``; of an interrupted
+        run, its last checkpoint's (``note`` says so).
+
+        A folder of an older version keeps its statistics only in ``vecnormalize.pkl``, a
+        pickle, which can run code: it is read only with ``trust``.
+        """
+        folder, note = model_folder(run_dir)
+        weights = policy_weights(folder / MODEL_FILE)
+        layers = sorted(
+            (int(key.split(".")[2]), tensor)
+            for key, tensor in weights.items()
+            if key.startswith("q_net.q_net.") and key.endswith(".weight")
+        )
+        inputs, actions = layers[0][1].shape[1], layers[-1][1].shape[0]
+        policy = DQNPolicy(
+            spaces.Box(-np.inf, np.inf, (inputs,), np.float32),
+            spaces.Discrete(actions),
+            lr_schedule=lambda _: 0.0,  # never trained here
+            net_arch=[tensor.shape[0] for _, tensor in layers[:-1]],
+        )
+        policy.load_state_dict(weights)
+        policy.set_training_mode(False)
+        return cls(policy, cls._normalization(folder, trust), name, note)
+
+    @staticmethod
+    def _normalization(folder: Path, trust: bool) -> Normalization | None:
+        normalization = read_normalization(folder)
+        pickled = Path(folder) / "vecnormalize.pkl"
+        if normalization is not None or not pickled.exists():
+            return normalization
+        if not trust:
+            raise ValueError(
+                f"{folder} keeps its normalisation statistics only in vecnormalize.pkl (a run "
+                f"folder of an older version): a pickle, which can run code. Pass --trust if "
+                f"the folder comes from a source you trust"
+            )
+        with open(pickled, "rb") as file:
+            saved = pickle.load(file)  # a VecNormalize without its env; trusted above
+        return Normalization.of(saved)
+
+    def reset(self, seed: int) -> None:
+        self.episode_started = False
+
+    def model_input(self, observation: np.ndarray) -> np.ndarray:
+        """Push ``observation`` on the history; the stacked, normalised ``[1, k * n]`` input."""
+        batch = observation[None]
+        if self.frames is None:
+            single = spaces.Box(-np.inf, np.inf, observation.shape, np.float32)
+            stack = self.policy.observation_space.shape[0] // observation.shape[0]
+            self.frames = StackedObservations(1, stack, single)
+        if self.episode_started:
+            stacked, _ = self.frames.update(batch, np.array([False]), [{}])
+        else:
+            stacked = self.frames.reset(batch)
+            self.episode_started = True
+        stacked = stacked.copy()  # the stack's own buffer changes with the next observation
+        if self.normalization is not None:
+            stacked = self.normalization(stacked)
+        return stacked
+
+    def act(self, observation: np.ndarray, step: int) -> int:
+        action, _ = self.policy.predict(self.model_input(observation), deterministic=True)
+        return int(action[0])
