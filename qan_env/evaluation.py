@@ -119,7 +119,6 @@ class ActionSchedule:
         return DECAY
 
 
-
 def restart_period(decay_rate: float, remaining: float = 0.01) -> int:
     """Decay steps that take the lr down to ``remaining`` of its restart value (90 at 5%)."""
     return math.ceil(math.log(remaining) / math.log(1.0 - decay_rate))

@@ -38,6 +38,7 @@ def agent_module():
     return module
 
 
+@pytest.mark.slow
 def test_sb3_dqn_learns_on_tiny_and_is_told_when_episodes_end():
     env = LRScheduleEnv(preset="tiny")
     steps_per_episode = env.steps_per_episode
@@ -64,6 +65,7 @@ def test_sb3_dqn_learns_on_tiny_and_is_told_when_episodes_end():
     assert env.action_space.contains(int(action))
 
 
+@pytest.mark.slow
 def test_agent_script_trains_two_tiny_episodes_and_writes_its_outputs(tmp_path):
     args = ["--preset", "tiny", "--output", str(tmp_path)]  # the default configuration
     result = run_script("agents/sb3_dqn.py", *args)
@@ -99,6 +101,7 @@ def test_agent_script_trains_two_tiny_episodes_and_writes_its_outputs(tmp_path):
         assert np.isclose(sum(rewards), episode["return"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("vectorization", ["native", "subprocess"])
 def test_agent_script_trains_on_two_envs_at_once(tmp_path, vectorization):
     args = ["--preset", "tiny", "--episodes", "4", "--output", str(tmp_path)]
@@ -180,6 +183,7 @@ def episodes_checkpointed(folder) -> int:
         "after a checkpoint inside an episode",
     ],
 )
+@pytest.mark.slow
 def test_a_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path, uninterrupted_run, moment):
     folder = tmp_path / "run"
     extra = []
@@ -218,6 +222,7 @@ def tiny_run(tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow
 def test_evaluate_runs_the_saved_model_greedily(tiny_run):
     result = run_script("agents/sb3_dqn.py", "--evaluate", str(tiny_run), "--eval-seeds", "4", "4")
     assert result.returncode == 0, result.stderr
@@ -228,6 +233,7 @@ def test_evaluate_runs_the_saved_model_greedily(tiny_run):
     assert "note: preset" not in result.stdout  # nothing changed since the run
 
 
+@pytest.mark.slow
 def test_evaluate_uses_the_saved_config_when_the_preset_has_changed(tiny_run, monkeypatch, capsys):
     # The tiny preset changes after the run: one epoch (8 steps) where the run had two (16).
     monkeypatch.setitem(PRESETS, "tiny", make_config("tiny", epochs=1))
@@ -240,6 +246,7 @@ def test_evaluate_uses_the_saved_config_when_the_preset_has_changed(tiny_run, mo
     assert len(record["actions"]) == 16  # the saved two epochs, not today's one
 
 
+@pytest.mark.slow
 def test_evaluate_of_an_unfinished_run_uses_its_checkpoint_or_says_what_to_do(tiny_run, tmp_path):
     unfinished = tmp_path / "run"
     shutil.copytree(tiny_run, unfinished)
@@ -260,6 +267,7 @@ def test_evaluate_of_an_unfinished_run_uses_its_checkpoint_or_says_what_to_do(ti
     assert "--resume the run" in result.stderr
 
 
+@pytest.mark.slow
 def test_evaluate_refuses_a_folder_without_config_json(tmp_path):
     (tmp_path / "summary.json").write_text('{"preset": "tiny", "env_overrides": {}}')
     result = run_script("agents/sb3_dqn.py", "--evaluate", str(tmp_path))
@@ -278,6 +286,7 @@ def test_evaluate_refuses_a_folder_without_config_json(tmp_path):
         (["--n-envs", "0"], "--n-envs 0 is not allowed"),
     ],
 )
+@pytest.mark.slow
 def test_bad_arguments_are_refused_before_anything_is_written(tmp_path, args, message):
     output = tmp_path / "run"
     result = run_script("agents/sb3_dqn.py", "--preset", "tiny", "--output", str(output), *args)
@@ -308,6 +317,7 @@ def test_the_pretrained_policy_is_the_default_configuration_and_small():
     assert sum(path.stat().st_size for path in PRETRAINED.iterdir()) < 5 * 2**20
 
 
+@pytest.mark.slow
 def test_the_pretrained_policy_evaluates_without_training(tmp_path):
     result = run_script(
         "agents/sb3_dqn.py",
@@ -367,7 +377,7 @@ def test_truncate_csv_drops_later_rows_and_a_half_written_one(tmp_path):
     truncate_csv(path, steps=4)
     assert path.read_text().splitlines() == rows[:5]
     path.write_text("\n".join(rows[:3] + rows[4:]) + "\n")  # step 3 is missing
-    with pytest.raises(SystemExit, match="does not hold steps 1 to 4"):
+    with pytest.raises(ValueError, match="does not hold steps 1 to 4"):
         truncate_csv(path, steps=4)
 
 
@@ -381,6 +391,7 @@ class RunsCode:
         return (pathlib.Path.touch, (pathlib.Path(self.marker),))
 
 
+@pytest.mark.slow
 def test_evaluate_reads_no_pickle_and_refuses_an_older_folder_without_trust(tiny_run, tmp_path):
     folder = tmp_path / "run"
     shutil.copytree(tiny_run, folder)
@@ -406,6 +417,7 @@ def test_evaluate_reads_no_pickle_and_refuses_an_older_folder_without_trust(tiny
     assert again["actions"] == first["actions"]  # the same statistics, read from the pickle
 
 
+@pytest.mark.slow
 def test_resume_refuses_checkpoint_files_that_are_not_the_ones_written(tiny_run, tmp_path):
     folder = tmp_path / "run"
     shutil.copytree(tiny_run, folder)
@@ -418,6 +430,7 @@ def test_resume_refuses_checkpoint_files_that_are_not_the_ones_written(tiny_run,
     assert not (tmp_path / "code_ran").exists()
 
 
+@pytest.mark.slow
 def test_a_killed_and_resumed_two_env_run_equals_an_uninterrupted_one(
     tmp_path, uninterrupted_two_env_run
 ):

@@ -30,7 +30,12 @@ def test_the_paper_preset_is_the_papers_experiment():
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_every_preset_is_valid_and_overridable(preset):
     config = make_config(preset, epochs=3, decay_rate=0.1)
-    assert dataclasses.replace(PRESETS[preset], epochs=3, decay_rate=0.1) == config
+    assert (config.epochs, config.decay_rate) == (3, 0.1)
+    kept = [f.name for f in dataclasses.fields(EnvConfig) if f.name not in ("epochs", "decay_rate")]
+    assert all(getattr(config, name) == getattr(PRESETS[preset], name) for name in kept)
+    # what follows from the fields follows the override
+    assert config.total_iterations == 3 * PRESETS[preset].iterations_per_epoch
+    assert config.steps_per_episode == -(-config.total_iterations // config.iterations_per_step)
 
 
 @pytest.mark.parametrize(

@@ -62,6 +62,7 @@ def test_a_missing_torchvision_set_says_where_it_looked_and_how_to_get_it(name, 
     assert "download=True" in message
 
 
+@pytest.mark.slow
 def test_digits_are_real_images_that_need_no_download():
     pytest.importorskip("sklearn")
     train, test = datasets.load_digits()

@@ -154,6 +154,7 @@ def test_divergence_ends_the_episode_with_the_documented_penalty():
     assert env.step(DECAY)[4]["iteration"] == 1
 
 
+@pytest.mark.slow
 def test_same_seed_same_trajectory_bit_for_bit_and_other_seeds_differ():
     def trajectory(env, seed):
         policy = np.random.default_rng(0).integers(0, 2, size=100)
@@ -214,6 +215,7 @@ def test_steps_that_span_epoch_ends_evaluate_at_the_epoch_end():
     assert evaluated == [10, 20, 24]  # the steps containing the ends of epochs 1, 2 and 3
 
 
+@pytest.mark.slow
 def test_eval_every_n_epochs_and_never():
     _, steps = run_episode(LRScheduleEnv(preset="tiny", epochs=3, eval_every_epochs=2), lambda s: 0)
     assert [info["epoch"] for *_, info in steps if "test_accuracy" in info] == [2, 3]
@@ -358,7 +360,7 @@ def test_rewards_stay_finite_at_the_largest_reward_scale_when_training_diverges(
     assert info["diverged"] and math.isfinite(reward) and reward < 0
 
 
-@pytest.mark.parametrize("mdp", ["paper", "learning"])
+@pytest.mark.parametrize("mdp", ["paper", pytest.param("learning", marks=pytest.mark.slow)])
 def test_a_saved_episode_continues_bit_for_bit_in_a_new_env(tmp_path, mdp):
     options = {} if mdp == "paper" else qan_env.learning_mdp(qan_env.make_config("tiny"))
     config = qan_env.make_config("tiny", dropout=0.3, **options)  # dropout draws too

@@ -103,6 +103,7 @@ def test_baselines_are_the_six_named_schedules_and_restart_within_the_episode():
     assert short.name == "restart every 8"  # 90 steps would never come in 16
 
 
+@pytest.mark.slow
 def test_evaluate_records_every_policy_on_every_seed(env):
     records = evaluate(env, [RandomPolicy(2), Cosine(LR0)], seeds=[3, 4])
     assert [(r.policy, r.seed) for r in records] == [
@@ -139,6 +140,7 @@ def exploring_model(env):
     return model
 
 
+@pytest.mark.slow
 def test_evaluation_is_greedy_same_seed_same_actions(env, exploring_model):
     policy = SB3Policy(exploring_model)
     first = run_episode(env, policy, seed=7)
@@ -150,6 +152,7 @@ def test_evaluation_is_greedy_same_seed_same_actions(env, exploring_model):
     assert first.actions[0] == int(greedy[0])
 
 
+@pytest.mark.slow
 def test_sb3_policy_sees_what_sb3s_wrappers_showed_the_model(env):
     """Stacking and normalising from the saved statistics gives the very inputs
     VecFrameStack + VecNormalize give."""
@@ -174,6 +177,7 @@ def test_sb3_policy_sees_what_sb3s_wrappers_showed_the_model(env):
         raw, *_ = raw_env.step(action)
 
 
+@pytest.mark.slow
 def test_always_decay_as_a_schedule_gives_the_decay_actions_lrs(env):
     as_actions = run_episode(env, ActionSchedule(), seed=0).lrs
     as_schedule = lrs_of(env, Exponential(LR0, 0.05))
@@ -190,6 +194,7 @@ def test_a_replayed_curve_is_run_open_loop_and_must_fit_the_episode(env):
         run_episode(LRScheduleEnv(preset="tiny"), Replayed(curve), seed=0)
 
 
+@pytest.mark.slow
 def test_best_of_picks_the_highest_mean_final_accuracy(env):
     candidates = [Cosine(0.0001, label="tiny lr"), Cosine(0.3, label="large lr")]
     best, records = best_of(env, candidates, seeds=[0, 1])

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from conftest import run_script
+
+pytestmark = pytest.mark.slow  # each runs an example as a user would, in a process
 
 
 def test_quickstart():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -56,6 +57,7 @@ def named_field(error: ValueError) -> str:
     return str(error).split("=")[0].split(" ")[0]
 
 
+@pytest.mark.slow
 @settings(
     max_examples=150,
     deadline=None,

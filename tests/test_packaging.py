@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import ast
+import importlib.metadata
+import re
 import subprocess
+import sys
+from pathlib import Path
 
+import pytest
 import tomllib
 from conftest import ROOT, run_script
 
@@ -34,23 +40,63 @@ print("finished", info["iteration"])
 """
 
 
+@pytest.mark.slow
 def test_an_episode_runs_without_any_extra():
     result = run_script("-c", EPISODE_WITHOUT_EXTRAS)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "finished 16"
 
 
-def test_the_extras_carry_the_agent_and_test_tools():
+def requirement_names(requirements: list[str]) -> set[str]:
+    """Distribution names of pyproject requirements: ``"torch>=2.4"`` -> ``"torch"``."""
+    names = set()
+    for requirement in requirements:
+        name = re.split(r"[\s<>=!~;\[]", requirement, maxsplit=1)[0]
+        names.add(name.lower().replace("_", "-"))
+    return names
+
+
+def imported_distributions(paths: list[Path]) -> dict[str, set[str]]:
+    """The distributions whose modules ``paths`` import (anywhere in a file), and by whom;
+    the standard library, qan_env and the repository's own helper modules left out."""
+    local = {path.stem for path in ROOT.glob("*/*.py")}
+    distributions = importlib.metadata.packages_distributions()
+    found: dict[str, set[str]] = {}
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                modules = [node.module]
+            else:
+                continue
+            for module in modules:
+                top = module.split(".")[0]
+                if top in sys.stdlib_module_names or top == "qan_env" or top in local:
+                    continue
+                for name in distributions.get(top, [top]):
+                    found.setdefault(name.lower().replace("_", "-"), set()).add(path.name)
+    return found
+
+
+def test_every_package_the_code_imports_is_declared():
+    """What CI installs (``.[test]``; RLlib's script: ``.[rllib]``) is what the code imports:
+    an undeclared import would pass here, where it is installed, and fail on a fresh one."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    core = " ".join(project["dependencies"])
     extras = project["optional-dependencies"]
-    for name in ("stable-baselines3", "tqdm", "tensorboard", "tyro", "matplotlib", "scipy"):
-        assert name not in core
-    assert any(name.startswith("stable-baselines3") for name in extras["agents"])
-    assert "qan_env[agents,plot,digits]" in extras["test"]
-    assert extras["digits"] == ["scikit-learn>=1.3"]  # the digits data set, no download
+    core = requirement_names(project["dependencies"])
+    tested = core | set().union(*(requirement_names(extras[e]) for e in extras if e != "rllib"))
+    code = [*ROOT.glob("qan_env/**/*.py"), *ROOT.glob("tests/*.py"), *ROOT.glob("examples/*.py")]
+    code += [*ROOT.glob("benchmarks/*.py"), *ROOT.glob("docs/**/*.py"), ROOT / "agents/sb3_dqn.py"]
+    undeclared = {
+        name: users for name, users in imported_distributions(code).items() if name not in tested
+    }
+    assert not undeclared, f"imported but in no dependency list of pyproject.toml: {undeclared}"
+    rllib = imported_distributions([ROOT / "agents" / "rllib_ppo.py"])
+    assert set(rllib) <= core | requirement_names(extras["rllib"]), rllib
 
 
+@pytest.mark.slow
 def test_ci_runs_the_two_commands_of_the_readme():
     result = subprocess.run(
         [str(ROOT / ".ci" / "readme_commands")], capture_output=True, text=True, check=True

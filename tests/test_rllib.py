@@ -22,6 +22,7 @@ def rows(path) -> list[dict]:
         return list(csv.DictReader(file))
 
 
+@pytest.mark.slow
 def test_ppo_trains_on_two_env_runners_and_resumes(tmp_path):
     args = ["agents/rllib_ppo.py", "--preset", "tiny", "--num-env-runners", "2"]
     result = run_script(*args, "--iterations", "2", "--output", str(tmp_path))
@@ -46,6 +47,7 @@ def test_ppo_trains_on_two_env_runners_and_resumes(tmp_path):
     assert {row["iteration"] for row in rows(tmp_path / "episodes.csv")} == {"1", "2", "3"}
 
 
+@pytest.mark.slow
 def test_a_bad_setting_is_refused_before_ray_starts(tmp_path):
     result = run_script(
         "agents/rllib_ppo.py",

@@ -111,6 +111,7 @@ def test_evaluate_gives_a_loss_and_an_accuracy():
     assert (loss, accuracy) == trainer.evaluate()
 
 
+@pytest.mark.slow
 def test_the_learning_rate_matters_on_the_synthetic_set():
     """Same start, same batches: a sensible lr learns in 12 epochs, a tiny one barely moves."""
     final = {}

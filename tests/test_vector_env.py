@@ -72,6 +72,7 @@ def test_make_vec_returns_the_native_vector_env_with_batched_spaces():
     env.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP])
 def test_each_sub_env_is_the_single_env_bit_for_bit(mode):
     native = gym.make_vec(TINY, num_envs=3, batched=False, autoreset_mode=mode, **SCALE)
@@ -93,6 +94,7 @@ def test_each_sub_env_is_the_single_env_bit_for_bit(mode):
     assert ends[:, 1].nonzero()[0][0] > max(ends[:, 0].nonzero()[0][1], ends[:, 2].argmax())
 
 
+@pytest.mark.slow
 def test_batched_training_matches_the_single_env_within_float_rounding():
     """Rounding of another summation order grows as training goes on, and the higher
     moments of the paper's weight statistics magnify it, so this compares the training
@@ -203,6 +205,7 @@ def test_bad_actions_and_masks_are_refused_before_anything_trains():
         env.reset(seed=[1, 2, 3])
 
 
+@pytest.mark.slow
 def test_the_sb3_adapter_equals_sb3s_own_vec_env_of_single_envs():
     from stable_baselines3 import DQN
     from stable_baselines3.common.vec_env import DummyVecEnv
@@ -252,6 +255,7 @@ def test_vector_env_calls_reach_every_sub_env():
     assert env.call("action_names") == (("decay", "restart"),) * 2
 
 
+@pytest.mark.slow
 def test_the_readme_recipe_for_one_process_per_env_runs():
     make = [
         functools.partial(gym.make, "qan_env:qan_env/LRSchedule-tiny-v0", worker_index=i)

@@ -60,7 +60,6 @@ class LogLines:
         self.stream.flush()
 
 
-
 class ProgressBar(BaseCallback):
     """A bar over env steps with the episode, epoch, lr and loss."""
 
@@ -196,8 +195,6 @@ class EpisodeLog(BaseCallback):
         self.returns[index], self.last_accuracies[index] = 0.0, math.nan
 
 
-
-
 def truncate_csv(path: Path, steps: int) -> None:
     """Keep the whole rows up to the last checkpoint's step: rows written after it, and a
     row a kill cut in half, go. Rewritten atomically."""
@@ -217,5 +214,3 @@ def truncate_csv(path: Path, steps: int) -> None:
     lines = io.StringIO()
     csv.writer(lines, lineterminator="\n").writerows([header, *kept])
     write_atomically(path, lines.getvalue())
-
-

@@ -199,8 +199,6 @@ def resume_episodes(
     return progress["returns"], progress["last_accuracies"]
 
 
-
-
 def random_states(model: DQN, env: EpisodeStart | None) -> dict[str, Any]:
     """Every random state the rest of the run draws from, as JSON: Python's, numpy's and
     torch's global ones (SB3 draws exploration and replay batches from numpy's), the action
@@ -272,8 +270,6 @@ def recover_checkpoint(folder: Path) -> None:
     if not folder.exists() and old.exists():
         old.rename(folder)
     shutil.rmtree(old, ignore_errors=True)
-
-
 
 
 @dataclass

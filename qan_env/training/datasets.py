@@ -294,4 +294,3 @@ def load_dataset(fields: DataFields) -> tuple[ImageSet, ImageSet]:
 @functools.lru_cache(maxsize=4)
 def _load(fields: DataFields) -> tuple[ImageSet, ImageSet]:
     return SOURCES[fields.dataset].read(fields)
-

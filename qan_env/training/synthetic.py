@@ -92,4 +92,3 @@ def _synthetic_split(size: int, bank: tuple, generator: torch.Generator) -> Imag
         picture = picture + noise[part]
         images[part] = (128 + _PIXEL_SCALE * picture).round().clamp(0, 255).to(torch.uint8)
     return ImageSet(images, labels)
-
