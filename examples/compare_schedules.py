@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 from dataclasses import asdict
 from pathlib import Path
 
@@ -45,21 +44,24 @@ from qan_env.cli import parse_overrides
 from qan_env.config import EnvConfig, config_from_dict
 from qan_env.evaluation import (
     HELD_OUT_SEEDS,
+    REPLAY,
+    TRAINED,
+    TUNED,
     TUNING_SEEDS,
     EpisodeRecord,
     RandomPolicy,
     baselines,
     best_of,
+    comparison_table,
     evaluate,
+    feedback_share,
+    final_accuracies,
     mean_ci,
 )
 from qan_env.run_folder import saved_env
 from qan_env.sb3 import SB3Policy
 from qan_env.schedules import Cosine, Replayed
 
-POLICY = "DQN (greedy)"
-TUNED = "cosine (tuned)"
-REPLAY = "DQN mean lr, open loop"
 PEAKS = (0.05, 0.1, 0.2, 0.4, 0.8)
 
 
@@ -93,62 +95,6 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def final_accuracies(records: list[EpisodeRecord], policy: str) -> list[float]:
-    return [r.final_accuracy for r in records if r.policy == policy]
-
-
-def interval(values: list[float]) -> str:
-    """Mean ± the half-width of its 95% confidence interval."""
-    mean, half = mean_ci(values)
-    return f"{mean:.3f} ± {half:.3f}"
-
-
-def paired(records: list[EpisodeRecord], policy: str, reference: str) -> str:
-    """``policy - reference`` per seed: mean ± 95% CI, and on how many seeds it won."""
-    ours = {r.seed: r.final_accuracy for r in records if r.policy == policy}
-    theirs = {r.seed: r.final_accuracy for r in records if r.policy == reference}
-    if not theirs:
-        return "n/a"
-    differences = [ours[seed] - theirs[seed] for seed in ours]
-    mean, half = mean_ci(differences)
-    wins = sum(d > 0 for d in differences)
-    return f"{mean:+.3f} ± {half:.3f} ({wins}/{len(differences)})"
-
-
-def feedback_share(records: list[EpisodeRecord]) -> float:
-    """The share of steps at which the policy's action was not the same on every seed
-    (of the episodes that ran to the end)."""
-    runs = [r.actions for r in records if r.policy == POLICY]
-    steps = max(len(actions) for actions in runs)
-    whole = [actions for actions in runs if len(actions) == steps]  # none that diverged
-    return statistics.fmean(len({actions[k] for actions in whole}) > 1 for k in range(steps))
-
-
-def write_table(records: list[EpisodeRecord], final_epoch: int, path: Path) -> str:
-    """One row per policy; the test accuracy at the evaluated epoch nearest 40% of the run
-    too, when that is an earlier epoch than the last."""
-    evaluated = max((record.epochs for record in records), key=len) or [final_epoch]
-    early_epoch = min(evaluated, key=lambda epoch: abs(epoch - 0.4 * final_epoch))
-    early = early_epoch < final_epoch
-    names = list(dict.fromkeys(record.policy for record in records))
-    lines = [
-        f"| policy | final test accuracy (epoch {final_epoch}) | paired difference to cosine "
-        f"(seeds won) | to the tuned cosine | the trained policy's to it |"
-        + (f" test accuracy after epoch {early_epoch} |" if early else ""),
-        "| --- | --- | --- | --- | --- |" + (" --- |" if early else ""),
-    ]
-    for name in names:
-        runs = [record for record in records if record.policy == name]
-        lines.append(
-            f"| {name} | {interval(final_accuracies(records, name))} "
-            f"| {paired(records, name, 'cosine')} | {paired(records, name, TUNED)} "
-            f"| {paired(records, POLICY, name) if name != POLICY else 'n/a'} |"
-            + (f" {interval([run.accuracy_at(early_epoch) for run in runs])} |" if early else "")
-        )
-    path.write_text("\n".join(lines) + "\n")
-    return "\n".join(lines)
-
-
 def plot_final_accuracy(records: list[EpisodeRecord], path: Path) -> None:
     """Every seed's final test accuracy per policy, with the mean and its 95% interval."""
     names = list(dict.fromkeys(record.policy for record in records))
@@ -157,7 +103,7 @@ def plot_final_accuracy(records: list[EpisodeRecord], path: Path) -> None:
         values = final_accuracies(records, name)
         mean, half = mean_ci(values)
         axes.plot(np.full(len(values), index), values, "o", alpha=0.35, color="grey")
-        axes.errorbar(index, mean, yerr=half, fmt="s", color="C3" if name == POLICY else "C0")
+        axes.errorbar(index, mean, yerr=half, fmt="s", color="C3" if name == TRAINED else "C0")
     axes.set_xticks(range(len(names)), names, rotation=30, ha="right")
     axes.set(ylabel="final test accuracy", title="Final test accuracy: seeds (dots), mean ± 95% CI")
     axes.grid(alpha=0.3, axis="y")
@@ -174,7 +120,7 @@ def plot_test_accuracy(records: list[EpisodeRecord], path: Path) -> None:
         runs = [record for record in records if record.policy == name]
         epochs = max((run.epochs for run in runs), key=len)  # a diverged run stops early
         mean = [np.mean([run.accuracy_at(epoch) for run in runs]) for epoch in epochs]
-        width = 2.5 if name == POLICY else 1.2
+        width = 2.5 if name == TRAINED else 1.2
         axes.plot(epochs, mean, marker="o", markersize=3, label=name, linewidth=width)
     axes.set(xlabel="epoch", ylabel="test accuracy", title="Test accuracy (mean over seeds)")
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -189,13 +135,13 @@ def plot_lr(records: list[EpisodeRecord], path: Path) -> None:
     """Paper Fig. 2: the lr the policy chose at each step, one line per seed, against the
     cosine schedule and the open-loop replay; a log axis, so small lrs stay visible."""
     figure, axes = plt.subplots(figsize=(8, 4))
-    for record in (r for r in records if r.policy == POLICY):
+    for record in (r for r in records if r.policy == TRAINED):
         axes.plot(record.lrs, drawstyle="steps-post", linewidth=0.8, alpha=0.6, color="C3")
     for name, colour in (("cosine", "C0"), (TUNED, "C2"), (REPLAY, "k")):
         record = next((r for r in records if r.policy == name), None)
         if record is not None:
             axes.plot(record.lrs, drawstyle="steps-post", linewidth=2, color=colour, label=name)
-    axes.plot([], [], color="C3", label=f"{POLICY}, one line per seed")
+    axes.plot([], [], color="C3", label=f"{TRAINED}, one line per seed")
     axes.set_yscale("log")
     axes.set(xlabel="step", ylabel="learning rate", title="Learning rate per step")
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -251,7 +197,7 @@ def main() -> None:
     )
 
     try:
-        policy = SB3Policy.load(args.run, POLICY, trust=args.trust)
+        policy = SB3Policy.load(args.run, TRAINED, trust=args.trust)
     except (FileNotFoundError, ValueError) as error:
         raise SystemExit(f"compare_schedules.py: {error}") from error
     if policy.note:
@@ -302,7 +248,9 @@ def main() -> None:
 def write_report(records: list[EpisodeRecord], config: EnvConfig, output: Path) -> None:
     """``table.md`` and the figures, from the episodes: those just run, or a saved
     ``results.json``'s (``--replot``)."""
-    print(write_table(records, config.epochs, output / "table.md"))
+    table = comparison_table(records, config.epochs)
+    (output / "table.md").write_text(table)
+    print(table, end="")
     share = feedback_share(records)
     print(f"the greedy policy's actions differ between seeds at {100 * share:.0f}% of steps")
     plot_final_accuracy(records, output / "final_accuracy.png")

@@ -9,6 +9,7 @@ import gymnasium as gym
 
 from qan_env.config import PRESETS, EnvConfig, learning_mdp, make_config
 from qan_env.env import LRScheduleEnv
+from qan_env.episode import Episode
 from qan_env.features import weight_statistics
 from qan_env.training.datasets import DatasetError, register_dataset
 from qan_env.training.images import ImageSet
@@ -51,6 +52,7 @@ __all__ = [
     "PRESETS",
     "DatasetError",
     "EnvConfig",
+    "Episode",
     "ImageSet",
     "LRScheduleEnv",
     "LRScheduleVectorEnv",

@@ -109,7 +109,10 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
     (``qan_env.vector_env.LRScheduleVectorEnv``), their runs trained together on a GPU.
 
     ``step_lr(lr)`` is a step at a given learning rate instead of an action's: how fixed
-    schedules (``qan_env.schedules``) run on exactly the training the agent gets.
+    schedules (``qan_env.schedules``) run on exactly the training the agent gets. The MDP
+    itself is ``qan_env.episode.Episode`` (``episode``: the one of the last reset); this
+    class adds Gymnasium's spaces, seeding and return values. ``share_data(data)`` trains
+    on a device copy of the data set that other envs of the process share.
     ``action_names``, ``feature_names``, ``steps_per_episode`` and ``total_iterations``
     describe the MDP before any reset.
 

@@ -32,6 +32,14 @@ from qan_env.schedules import (
 HELD_OUT_SEEDS: tuple[int, ...] = tuple(range(1000, 1010))
 #: Seeds on which a baseline's settings are tuned (never the held-out ones).
 TUNING_SEEDS: tuple[int, ...] = (0, 1, 2)
+#: Seeds that choose between agent configurations (never the tuning or held-out ones).
+VALIDATION_SEEDS: tuple[int, ...] = (500, 501, 502, 503, 504)
+
+#: The names a comparison gives the trained policy, the cosine tuned on the tuning seeds,
+#: and the trained policy's mean lr curve replayed open loop.
+TRAINED = "DQN (greedy)"
+TUNED = "cosine (tuned)"
+REPLAY = "DQN mean lr, open loop"
 
 
 class Policy(Protocol):
@@ -214,3 +222,60 @@ def mean_ci(values: list[float], confidence: float = 0.95) -> tuple[float, float
         return mean, math.nan
     sem = float(np.std(values, ddof=1)) / math.sqrt(len(values))
     return mean, float(stats.t.ppf((1 + confidence) / 2, len(values) - 1)) * sem
+
+
+def final_accuracies(records: list[EpisodeRecord], policy: str) -> list[float]:
+    return [r.final_accuracy for r in records if r.policy == policy]
+
+
+def interval(values: list[float]) -> str:
+    """Mean ± the half-width of its 95% confidence interval."""
+    mean, half = mean_ci(values)
+    return f"{mean:.3f} ± {half:.3f}"
+
+
+def paired(records: list[EpisodeRecord], policy: str, reference: str) -> str:
+    """``policy - reference`` per seed: mean ± 95% CI, and on how many seeds it won."""
+    ours = {r.seed: r.final_accuracy for r in records if r.policy == policy}
+    theirs = {r.seed: r.final_accuracy for r in records if r.policy == reference}
+    if not theirs:
+        return "n/a"
+    differences = [ours[seed] - theirs[seed] for seed in ours]
+    mean, half = mean_ci(differences)
+    wins = sum(d > 0 for d in differences)
+    return f"{mean:+.3f} ± {half:.3f} ({wins}/{len(differences)})"
+
+
+def feedback_share(records: list[EpisodeRecord]) -> float:
+    """The share of steps at which the trained policy's action was not the same on every
+    seed (of the episodes that ran to the end)."""
+    runs = [r.actions for r in records if r.policy == TRAINED]
+    steps = max(len(actions) for actions in runs)
+    whole = [actions for actions in runs if len(actions) == steps]  # none that diverged
+    return statistics.fmean(len({actions[k] for actions in whole}) > 1 for k in range(steps))
+
+
+def comparison_table(records: list[EpisodeRecord], final_epoch: int) -> str:
+    """A markdown row per policy: the final test accuracy over seeds, and the paired
+    differences to the cosine, to the tuned cosine and of the trained policy to it; the
+    test accuracy at the evaluated epoch nearest 40% of the run too, when that is an
+    earlier epoch than the last."""
+    evaluated = max((record.epochs for record in records), key=len) or [final_epoch]
+    early_epoch = min(evaluated, key=lambda epoch: abs(epoch - 0.4 * final_epoch))
+    early = early_epoch < final_epoch
+    names = list(dict.fromkeys(record.policy for record in records))
+    lines = [
+        f"| policy | final test accuracy (epoch {final_epoch}) | paired difference to cosine "
+        f"(seeds won) | to the tuned cosine | the trained policy's to it |"
+        + (f" test accuracy after epoch {early_epoch} |" if early else ""),
+        "| --- | --- | --- | --- | --- |" + (" --- |" if early else ""),
+    ]
+    for name in names:
+        runs = [record for record in records if record.policy == name]
+        lines.append(
+            f"| {name} | {interval(final_accuracies(records, name))} "
+            f"| {paired(records, name, 'cosine')} | {paired(records, name, TUNED)} "
+            f"| {paired(records, TRAINED, name) if name != TRAINED else 'n/a'} |"
+            + (f" {interval([run.accuracy_at(early_epoch) for run in runs])} |" if early else "")
+        )
+    return "\n".join(lines) + "\n"

@@ -17,6 +17,7 @@ from gymnasium import spaces
 from stable_baselines3.common.vec_env.stacked_observations import StackedObservations
 from stable_baselines3.dqn.policies import DQNPolicy
 
+from qan_env.evaluation import TRAINED
 from qan_env.sb3.checkpoint import MODEL_FILE, model_folder
 from qan_env.sb3.normalization import Normalization, read_normalization
 
@@ -44,7 +45,7 @@ class SB3Policy:
         self,
         policy: DQNPolicy,
         normalization: Normalization | None = None,
-        name: str = "DQN (greedy)",
+        name: str = TRAINED,
         note: str = "",
     ) -> None:
         self.policy = policy
@@ -56,7 +57,7 @@ class SB3Policy:
 
     @classmethod
     def load(
-        cls, run_dir: str | Path, name: str = "DQN (greedy)", trust: bool = False
+        cls, run_dir: str | Path, name: str = TRAINED, trust: bool = False
     ) -> SB3Policy:
         """The policy that ``agents/sb3_dqn.py`` saved in ``run_dir``; of an interrupted
         run, its last checkpoint's (``note`` says so).
