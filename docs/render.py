@@ -326,7 +326,8 @@ def main() -> None:
     stale = out_of_date()
     if args.check:
         if stale:
-            raise SystemExit(f"out of date (run python docs/render.py): {', '.join(map(str, stale))}")
+            names = ", ".join(str(page.relative_to(ROOT)) for page in stale)
+            raise SystemExit(f"out of date (run python docs/render.py): {names}")
         return
     for page in stale:
         page.write_text(render(page.read_text()))

@@ -56,9 +56,7 @@ class SB3Policy:
         self.episode_started = False
 
     @classmethod
-    def load(
-        cls, run_dir: str | Path, name: str = TRAINED, trust: bool = False
-    ) -> SB3Policy:
+    def load(cls, run_dir: str | Path, name: str = TRAINED, trust: bool = False) -> SB3Policy:
         """The policy that ``agents/sb3_dqn.py`` saved in ``run_dir``; of an interrupted
         run, its last checkpoint's (``note`` says so).
 
