@@ -4,7 +4,8 @@ An episode is a fresh training run (``build_trainer``) with the MDP around it: t
 actions set, the observation (``ObservationLayout``), the reward (``qan_env.rewards``),
 divergence and the end of the budget. It knows nothing of Gymnasium: ``LRScheduleEnv``
 wraps one and adds seeding and spaces; ``LRScheduleVectorEnv`` steps several and trains
-their iterations together. A step comes in four parts so that it can:
+their iterations together. A step comes in parts, so that a vector env can train many
+runs' iterations at once and still observe and reward each run as the single env does:
 
 - ``begin(lr, action)``: the step's lr and action;
 - while ``iterations_left``: ``next_chunk()`` iterations are trained (by
@@ -79,6 +80,9 @@ class Episode:
         self.steps = 0
         self.over = True  # until start()
         self.iterations_left = 0
+        self._action: int | None = None
+        self._step_losses: list[torch.Tensor] = []
+        self._evaluation: tuple[float, float] | None = None
 
     def start(self) -> tuple[np.ndarray, dict[str, Any]]:
         """The first observation and info: ``L_0`` measured on the first batch, no update."""
@@ -101,6 +105,7 @@ class Episode:
         return observation, self._info(loss, heldout, diverged=False)
 
     def check_running(self) -> None:
+        """A RuntimeError unless the episode has started and not ended."""
         if self.over:
             raise RuntimeError("the episode is over or has not started: call reset() first")
 
@@ -121,8 +126,8 @@ class Episode:
         self.lr, self._action = lr, action
         left = self.config.total_iterations - self.trainer.iteration
         self.iterations_left = min(self.config.iterations_per_step, left)
-        self._step_losses: list[torch.Tensor] = []
-        self._evaluation: tuple[float, float] | None = None
+        self._step_losses = []
+        self._evaluation = None
 
     def next_chunk(self) -> int:
         """Iterations to train next: the step's rest, split at the epoch's end, where the

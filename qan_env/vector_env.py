@@ -200,3 +200,4 @@ class LRScheduleVectorEnv(VectorEnv):
     def close_extras(self, **kwargs: Any) -> None:
         for env in self.envs:
             env.close()
+        self._data = None
