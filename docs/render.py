@@ -155,30 +155,20 @@ def benchmark_rows() -> list[list[str]]:
         )
     cost = load(BENCHMARKS / "episode_cost_quick_cpu.json")
     seconds = {name: r["seconds_per_episode"] for name, r in cost["results"].items()}
-    add(
-        "seconds per quick episode, learning MDP / paper MDP",
-        "-",
-        f"{cost['ratio']:.2f} ({seconds['learning MDP']:.1f} s against "
-        f"{seconds['paper MDP']:.1f} s)",
-        "episode_cost.py",
-    )
+    ours, theirs = seconds["learning MDP"], seconds["paper MDP"]
+    measured = f"{cost['ratio']:.2f} ({ours:.1f} s against {theirs:.1f} s)"
+    add("seconds per quick episode, learning MDP / paper MDP", "-", measured, "episode_cost.py")
     for r in load(BENCHMARKS / "features_cost_cpu.json")["results"]:
-        add(
-            f"weight statistics / one training iteration, {r['case']}",
-            f"<= {100 * r['target']:.0f}%",
-            f"{100 * r['ratio']:.2f}% ({r['statistics_ms']:.2f} ms against "
-            f"{r['iteration_ms']:.0f} ms)",
-            "features_cost.py",
-        )
+        ours, theirs = r["statistics_ms"], r["iteration_ms"]
+        measured = f"{100 * r['ratio']:.2f}% ({ours:.2f} ms against {theirs:.0f} ms)"
+        figure = f"weight statistics / one training iteration, {r['case']}"
+        add(figure, f"<= {100 * r['target']:.0f}%", measured, "features_cost.py")
     pipeline = load(BENCHMARKS / "data_pipeline_cpu.json")
     speeds = pipeline["batches_per_second"]
-    add(
-        "device-resident loader / torchvision `DataLoader` with 2 workers, batches per second",
-        f">= {pipeline['target']:g}",
-        f"{pipeline['ratio']:.1f} ({speeds['device_loader']:,.0f} against "
-        f"{speeds['torchvision_2_workers']:,.0f})",
-        "data_pipeline.py",
-    )
+    ours, theirs = speeds["device_loader"], speeds["torchvision_2_workers"]
+    measured = f"{pipeline['ratio']:.1f} ({ours:,.0f} against {theirs:,.0f})"
+    figure = "device-resident loader / torchvision `DataLoader` with 2 workers, batches per second"
+    add(figure, f">= {pipeline['target']:g}", measured, "data_pipeline.py")
     memory = load(BENCHMARKS / "memory_tiny_cpu.json")
     resident = memory["resident_mb"]
     add(
