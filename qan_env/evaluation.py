@@ -32,8 +32,6 @@ from qan_env.schedules import (
 HELD_OUT_SEEDS: tuple[int, ...] = tuple(range(1000, 1010))
 #: Seeds on which a baseline's settings are tuned (never the held-out ones).
 TUNING_SEEDS: tuple[int, ...] = (0, 1, 2)
-#: Seeds that choose between agent configurations (never the tuning or held-out ones).
-VALIDATION_SEEDS: tuple[int, ...] = (500, 501, 502, 503, 504)
 
 #: The names a comparison gives the trained policy, the cosine tuned on the tuning seeds,
 #: and the trained policy's mean lr curve replayed open loop.
