@@ -28,6 +28,8 @@ def batchable(trainers: Sequence[Trainer]) -> str | None:
     """Why these runs cannot be trained together, or None when they can."""
     if not trainers:
         return "there are no runs"
+    if any(trainer.optimizer_name != "sgd" for trainer in trainers):
+        return "the batched update is SGD's; other optimizers keep their own state"
     if any(trainer.dropout for trainer in trainers):
         return "dropout draws each run's masks from its own generator, which vmap cannot"
     if len({trainer.device for trainer in trainers}) > 1:

@@ -18,6 +18,7 @@ from qan_env.training.models import check_depth, parameter_count
 from qan_env.validation import check_choice, check_flag, check_float, check_int, refuse
 
 PRECISIONS = ("fp32", "bf16")
+OPTIMIZERS = ("sgd", "schedulefree_sgd", "dadapt_sgd", "prodigy", "dog", "ldog")
 # Upper bounds that keep a run inside a machine's memory and time (a setting above one is a
 # typo, not an experiment): the synthetic set is generated in memory (100,000 images take
 # 1.2 GB while generated), WRN-1000 and width 32 are far beyond the literature's.
@@ -66,6 +67,10 @@ class TrainingConfig:
     """Nesterov momentum."""
     weight_decay: float = 5e-4
     """L2 weight decay of SGD."""
+    optimizer: str = "sgd"
+    """"sgd" (the paper's), or a tuning-free optimizer from its own package (the
+    ``baselines`` extra): "schedulefree_sgd", "dadapt_sgd", "prodigy", "dog", "ldog";
+    ``qan_env.training.optimizers`` says how each is set up and what its lr means."""
     device: str = "auto"
     """"cpu", "cuda", "cuda:N", or "auto": CUDA when available, else the CPU."""
     precision: str = "fp32"
@@ -86,6 +91,7 @@ class TrainingConfig:
         if not isinstance(self.data_dir, str):
             refuse("data_dir", self.data_dir, "a folder, as a string")
         check_choice(self, "precision", PRECISIONS)
+        check_choice(self, "optimizer", OPTIMIZERS)
         for flag in ("download", "nesterov", "channels_last", "compile_model"):
             check_flag(self, flag)
         for field in ("synthetic_train_size", "synthetic_test_size"):

@@ -13,6 +13,7 @@ from torch.nn import functional as F
 from qan_env.training.config import TrainingConfig
 from qan_env.training.images import ImageSet
 from qan_env.training.loader import DeviceLoader, Normalizer
+from qan_env.training.optimizers import RECALIBRATION_BATCHES, EvaluationWeights, build_optimizer
 
 #: Images per forward pass when evaluating, by device type. On a 2-core CPU, 1,024 images
 #: of the quick network took 0.54 s in one batch and 0.11 to 0.18 s in batches of 128 (the
@@ -46,13 +47,9 @@ class Trainer:
         self.loader = loader
         self.test_set = test_set
         self.heldout_set = heldout_set
-        self.optimizer = torch.optim.SGD(
-            model.parameters(),
-            lr=0.0,
-            momentum=config.momentum,
-            nesterov=config.nesterov,
-            weight_decay=config.weight_decay,
-        )
+        self.optimizer_name = config.optimizer
+        self.optimizer = build_optimizer(config, model)
+        self.evaluation = EvaluationWeights(config, model, self.optimizer)
         self.iteration = 0
         self._pending: tuple[torch.Tensor, torch.Tensor] | None = None
 
@@ -71,6 +68,7 @@ class Trainer:
             "iteration": self.iteration,
             "pending": self._pending,
             "loader": self.loader.state_dict(),
+            "evaluation": self.evaluation.state_dict(),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -83,13 +81,20 @@ class Trainer:
         pending = state["pending"]
         self._pending = None if pending is None else tuple(t.to(self.device) for t in pending)
         self.loader.load_state_dict(state["loader"])
+        self.evaluation.load_state_dict(state["evaluation"])
 
     def _loss(
-        self, images: torch.Tensor, labels: torch.Tensor, reduction: str = "mean"
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        reduction: str = "mean",
+        forward: nn.Module | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Cross-entropy (in float32) and logits, under bf16 autocast when asked for."""
+        """Cross-entropy (in float32) and logits of ``forward`` (default: the trained
+        network), under bf16 autocast when asked for."""
+        forward = self.forward if forward is None else forward
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            logits = self.forward(images.contiguous(memory_format=self.memory_format))
+            logits = forward(images.contiguous(memory_format=self.memory_format))
         return F.cross_entropy(logits.float(), labels, reduction=reduction), logits
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -133,6 +138,7 @@ class Trainer:
         """Run ``iterations`` SGD steps at ``lr``; their losses, on the device, float32."""
         for group in self.optimizer.param_groups:
             group["lr"] = lr
+        self.evaluation.before_training()
         self.model.train()
         losses = torch.empty(iterations, device=self.device)
         for index in range(iterations):
@@ -141,26 +147,38 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
+            self.evaluation.after_step()
             losses[index] = loss.detach()
         self.iteration += iterations
         return losses
 
     def _evaluate_on(self, images_set: ImageSet) -> torch.Tensor:
         """Summed cross-entropy and number of correct answers on ``images_set`` in eval
-        mode, no augmentation: a tensor of two on the device."""
-        self.model.eval()
+        mode, no augmentation, on the weights the optimizer evaluates: a tensor of two on
+        the device."""
         normalizer: Normalizer = self.loader.normalizer
         total_loss = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.int64)
         batch = EVAL_BATCH_SIZES[self.device.type]
-        with torch.no_grad():
-            for start in range(0, len(images_set), batch):
-                images = normalizer(images_set.images[start : start + batch])
-                labels = images_set.labels[start : start + batch]
-                loss, logits = self._loss(images, labels, reduction="sum")
-                total_loss += loss
-                correct += (logits.argmax(dim=1) == labels).sum()
+        with self.evaluation.weights(self._calibration()) as model:
+            forward = self.forward if model is self.model else model
+            model.eval()
+            with torch.no_grad():
+                for start in range(0, len(images_set), batch):
+                    images = normalizer(images_set.images[start : start + batch])
+                    labels = images_set.labels[start : start + batch]
+                    loss, logits = self._loss(images, labels, reduction="sum", forward=forward)
+                    total_loss += loss
+                    correct += (logits.argmax(dim=1) == labels).sum()
         return torch.stack([total_loss, correct.float()])
+
+    def _calibration(self) -> list[torch.Tensor] | None:
+        """The first batches of the training split, normalised and not augmented: what
+        re-estimates batch-norm statistics where the optimizer needs it (schedule-free)."""
+        if not self.evaluation.schedule_free:
+            return None
+        images = self.loader.data.images[: RECALIBRATION_BATCHES * self.loader.batch_size]
+        return [self.loader.normalizer(part) for part in images.split(self.loader.batch_size)]
 
     def evaluate(self) -> tuple[float, float]:
         """Mean cross-entropy and accuracy on the whole test set (no augmentation)."""

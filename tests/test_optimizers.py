@@ -1,0 +1,102 @@
+"""The tuning-free optimizers, from their own packages, train through the same trainer,
+seeds and data order as SGD, evaluate the weights their authors evaluate, and continue a
+saved episode bit for bit."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from qan_env import LRScheduleEnv, make_config
+from qan_env.training import build_trainer, load_device_data
+from qan_env.training.batched import batchable
+from qan_env.training.config import OPTIMIZERS
+
+LR = {"sgd": 0.1, "schedulefree_sgd": 1.0}  # the others: 1.0, a multiplier of their own
+
+
+def lr_of(optimizer: str) -> float:
+    return LR.get(optimizer, 1.0)
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_each_optimizer_trains_a_tiny_episode(optimizer):
+    env = LRScheduleEnv(preset="tiny", optimizer=optimizer)
+    env.reset(seed=0)
+    first = [p.detach().clone() for p in env.episode.trainer.model.parameters()]
+    terminated, steps = False, 0
+    while not terminated:
+        _, reward, terminated, _, info = env.step_lr(lr_of(optimizer))
+        steps += 1
+        assert math.isfinite(reward)
+    assert steps == env.steps_per_episode and not info["diverged"]
+    assert 0.0 <= info["test_accuracy"] <= 1.0
+    after = list(env.episode.trainer.model.parameters())
+    assert any(not torch.equal(p, q) for p, q in zip(first, after, strict=True))  # it trained
+
+
+def trainer_of(optimizer: str):
+    config = make_config("tiny", optimizer=optimizer)
+    return build_trainer(config, load_device_data(config), np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("optimizer", ["schedulefree_sgd", "dog"])
+def test_evaluating_changes_nothing_of_the_training(optimizer):
+    lr = lr_of(optimizer)
+    evaluated, plain = trainer_of(optimizer), trainer_of(optimizer)
+    evaluated.train(4, lr)
+    first = evaluated.evaluate()
+    assert evaluated.evaluate() == first  # the same weights each time
+    evaluated.train(4, lr)
+    plain.train(8, lr)
+    ours, theirs = evaluated.model.state_dict(), plain.model.state_dict()
+    assert all(torch.equal(ours[name], theirs[name]) for name in theirs)
+
+
+def test_schedule_free_is_evaluated_at_its_average_and_dog_on_its_averaged_weights():
+    schedule_free = trainer_of("schedulefree_sgd")
+    schedule_free.train(6, 1.0)
+    with schedule_free.evaluation.weights(schedule_free._calibration()) as model:
+        at_x = [p.detach().clone() for p in model.parameters()]
+    at_y = list(schedule_free.model.parameters())
+    assert any(not torch.equal(x, y) for x, y in zip(at_x, at_y, strict=True))
+    dog = trainer_of("dog")
+    dog.train(6, 1.0)
+    averaged = dog.evaluation.averager.averaged_model
+    with dog.evaluation.weights(None) as model:
+        assert model is averaged and model is not dog.model
+
+
+@pytest.mark.parametrize(
+    "optimizer",
+    ["schedulefree_sgd", *(pytest.param(o, marks=pytest.mark.slow) for o in ("prodigy", "dog"))],
+)
+def test_a_saved_episode_continues_bit_for_bit_with_each_optimizer(tmp_path, optimizer):
+    config = make_config("tiny", optimizer=optimizer)
+    lr = lr_of(optimizer)
+    first = LRScheduleEnv(config=config)
+    first.reset(seed=1)
+    for _ in range(5):
+        first.step_lr(lr)
+    first.save(tmp_path / "episode.pt")
+    expected = [first.step_lr(lr) for _ in range(first.steps_per_episode - 5)]
+    second = LRScheduleEnv(config=config)
+    second.load(tmp_path / "episode.pt")
+    continued = [second.step_lr(lr) for _ in range(second.steps_per_episode - 5)]
+    for (obs, *rest), (obs2, *rest2) in zip(continued, expected, strict=True):
+        np.testing.assert_array_equal(obs, obs2)
+        assert rest == rest2
+
+
+def test_runs_of_another_optimizer_are_not_batched():
+    trainers = [trainer_of("prodigy"), trainer_of("prodigy")]
+    assert "SGD's" in batchable(trainers)
+    assert batchable([trainer_of("sgd"), trainer_of("sgd")]) is None
+
+
+def test_an_unknown_optimizer_is_refused_naming_the_field():
+    with pytest.raises(ValueError, match=r"optimizer='adam' is not allowed: one of \('sgd'"):
+        make_config("tiny", optimizer="adam")
