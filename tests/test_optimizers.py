@@ -11,6 +11,8 @@ import pytest
 import torch
 
 from qan_env import LRScheduleEnv, make_config
+from qan_env.evaluation import run_episode
+from qan_env.schedules import Cosine
 from qan_env.training import build_trainer, load_device_data
 from qan_env.training.batched import batchable
 from qan_env.training.config import OPTIMIZERS
@@ -23,19 +25,18 @@ def lr_of(optimizer: str) -> float:
 
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
-def test_each_optimizer_trains_a_tiny_episode(optimizer):
+def test_each_optimizer_trains_a_tiny_episode_down_a_cosine_to_zero(optimizer):
     env = LRScheduleEnv(preset="tiny", optimizer=optimizer)
     env.reset(seed=0)
     first = [p.detach().clone() for p in env.episode.trainer.model.parameters()]
-    terminated, steps = False, 0
-    while not terminated:
-        _, reward, terminated, _, info = env.step_lr(lr_of(optimizer))
-        steps += 1
-        assert math.isfinite(reward)
-    assert steps == env.steps_per_episode and not info["diverged"]
-    assert 0.0 <= info["test_accuracy"] <= 1.0
+    record = run_episode(env, Cosine(lr_of(optimizer)), seed=0)
+    assert record.lrs[-1] == 0.0 and len(record.lrs) == env.steps_per_episode
+    assert not record.diverged and all(math.isfinite(r) for r in record.rewards)
+    assert 0.0 <= record.final_accuracy <= 1.0
+    env.reset(seed=0)
+    env.step_lr(lr_of(optimizer))
     after = list(env.episode.trainer.model.parameters())
-    assert any(not torch.equal(p, q) for p, q in zip(first, after, strict=True))  # it trained
+    assert any(not torch.equal(p, q) for p, q in zip(first, after, strict=True))  # it trains
 
 
 def trainer_of(optimizer: str):

@@ -21,7 +21,9 @@ anyway for D-Adaptation and Prodigy, a cosine; constant for DoG).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -37,6 +39,9 @@ WARMUP_SHARE = 0.05
 RECALIBRATION_BATCHES = 8
 PRODIGY_WEIGHT_DECAY = 0.01
 DOG_REPS_REL = 1e-4
+#: Optimizers whose step fails at lr 0 (D-Adaptation's reads a sum it only makes when
+#: lr > 0); at lr 0 the trainer skips their step, which would not move the weights anyway.
+NO_STEP_AT_ZERO_LR = ("dadapt_sgd",)
 
 
 def _need(package: str, module: str):
@@ -79,7 +84,8 @@ def build_optimizer(config: TrainingConfig, model: nn.Module) -> torch.optim.Opt
         )
     if config.optimizer == "prodigy":
         prodigyopt = _need("prodigyopt", "prodigyopt")
-        return prodigyopt.Prodigy(params, lr=1.0, weight_decay=PRODIGY_WEIGHT_DECAY)
+        with contextlib.redirect_stdout(io.StringIO()):  # it prints its weight decay's kind
+            return prodigyopt.Prodigy(params, lr=1.0, weight_decay=PRODIGY_WEIGHT_DECAY)
     dog = _need("dog-optimizer", "dog")
     kind = dog.LDoG if config.optimizer == "ldog" else dog.DoG
     return kind(params, reps_rel=DOG_REPS_REL, lr=1.0, weight_decay=config.weight_decay)
