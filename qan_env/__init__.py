@@ -7,7 +7,7 @@ or field can be chosen by keyword.
 
 import gymnasium as gym
 
-from qan_env.config import PRESETS, EnvConfig, learning_mdp, make_config
+from qan_env.config import PRESETS, EnvConfig, instance_config, learning_mdp, make_config
 from qan_env.env import LRScheduleEnv
 from qan_env.episode import Episode
 from qan_env.features import weight_statistics
@@ -57,6 +57,7 @@ __all__ = [
     "LRScheduleEnv",
     "LRScheduleVectorEnv",
     "__version__",
+    "instance_config",
     "learning_mdp",
     "make_config",
     "register_dataset",

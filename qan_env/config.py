@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from qan_env.actions import ACTION_MODES
+from qan_env.instances import parse as parse_instances
 from qan_env.rewards import default_reward_scale
 from qan_env.schedules import SCHEDULES
 from qan_env.training.config import TrainingConfig
@@ -45,6 +46,13 @@ class EnvConfig(TrainingConfig):
     """The learning rate at reset."""
     iterations_per_step: int = 1
     """SGD iterations per env step: how often the agent decides (paper: every iteration)."""
+    decisions: int = 0
+    """> 0: ``iterations_per_step`` follows the budget, ``ceil(T / decisions)``, whatever it
+    says, so that runs of any length get (at most) this many decisions: one rule for every
+    instance of a set."""
+    instances: str | None = None
+    """"NAME:SPLIT" of an instance set (``qan_env.instances``): every reset draws one of
+    its runs from the seed, on top of this config; None: this config's run every time."""
     action_mode: str = "paper"
     """"paper" (decay / restart), "scale" (lr times a factor, bounded) or "anchored" (a
     fixed schedule times a factor)."""
@@ -85,7 +93,13 @@ class EnvConfig(TrainingConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_float(self, "initial_lr", 0.0, LR_LIMIT, low_open=True)
+        check_int(self, "decisions", 0, 10**9)
+        if self.decisions > 0:
+            every = max(1, -(-self.total_iterations // self.decisions))
+            object.__setattr__(self, "iterations_per_step", every)
         check_int(self, "iterations_per_step", 1, 10**9)
+        if self.instances is not None:
+            parse_instances(self.instances)  # refuses naming the sets that exist
         check_choice(self, "action_mode", ACTION_MODES)
         check_choice(self, "observation", OBSERVATIONS)
         check_choice(self, "reward", REWARDS)
@@ -281,6 +295,13 @@ def make_config(preset: str = "paper", **overrides: Any) -> EnvConfig:
     if preset not in PRESETS:
         refuse("preset", preset, f"one of {tuple(PRESETS)}")
     return with_overrides(PRESETS[preset], overrides)
+
+
+def instance_config(spec: str, **overrides: Any) -> EnvConfig:
+    """The env of an instance set's split, ``"NAME:SPLIT"``: the set's preset and MDP
+    options, ``instances=spec``, then ``overrides`` on top (of every run of the split)."""
+    instance_set, _ = parse_instances(spec)
+    return make_config(instance_set.preset, **{**instance_set.mdp, "instances": spec, **overrides})
 
 
 def config_from_dict(values: dict[str, Any]) -> EnvConfig:

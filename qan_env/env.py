@@ -18,9 +18,11 @@ from gymnasium import spaces
 from qan_env.config import LR_LIMIT, EnvConfig, make_config, with_overrides
 from qan_env.episode import Episode, Step, make_actions
 from qan_env.files import replace_atomically
+from qan_env.instances import Instance, InstanceSet
+from qan_env.instances import parse as parse_instances
 from qan_env.observation import ObservationLayout
 from qan_env.training.config import resolve_device, worker_device
-from qan_env.training.run import DeviceData, load_device_data
+from qan_env.training.run import DeviceDataCache
 from qan_env.validation import real_number, refuse
 
 
@@ -168,8 +170,17 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
         self.observation_space = spaces.Box(
             -np.inf, np.inf, shape=(len(self.feature_names),), dtype=np.float32
         )
-        self.data: DeviceData | None = None
-        """The data set on the device: read at the first reset, or shared (``share_data``)."""
+        self.instance_set: InstanceSet | None = None
+        self.instances: tuple[Instance, ...] = ()
+        """The runs a reset draws from (``config.instances``); empty: the config's own."""
+        if config.instances is not None:
+            self.instance_set, split = parse_instances(config.instances)
+            self.instances = self.instance_set.split(split)
+            for instance in self.instances:  # each a valid run with these same spaces
+                self._check_instance(instance)
+        self.data: DeviceDataCache | None = None
+        """The data sets on the device: read at the first reset that needs each, or shared
+        with other envs (``share_data``)."""
         self.episode: Episode | None = None
         """The episode of the last reset (``qan_env.episode.Episode``); None before one."""
 
@@ -197,27 +208,59 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
     def reward_scale(self) -> float:
         return self.config.effective_reward_scale
 
-    def share_data(self, data: DeviceData) -> None:
-        """Train on ``data`` (this config's data set, on this env's device) instead of
-        reading a copy at the first reset: envs in one process can share one copy."""
-        if data.device != self.device:
-            refuse("data", f"data on {data.device}", f"data on this env's device, {self.device}")
+    def share_data(self, data: DeviceDataCache) -> None:
+        """Train on the device copies of ``data`` instead of reading its own: envs in one
+        process can share one copy of each data set."""
         self.data = data
+
+    def _check_instance(self, instance: Instance) -> EnvConfig:
+        """The run of ``instance``: this config with its overrides; refused naming the field
+        when the overrides are bad or change the spaces."""
+        try:
+            config = with_overrides(self.config, {**instance.overrides, "instances": None})
+        except ValueError as error:
+            raise ValueError(f"instance {instance.name}: {error}") from None
+        actions = make_actions(config)
+        names = ObservationLayout(config, actions).names
+        if len(actions) != self.action_space.n or list(names) != self.feature_names:
+            refuse(
+                "instances",
+                instance.name,
+                "runs whose actions and observations are this env's (the same action set, "
+                "observation and monitored layers)",
+            )
+        return config
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
-        self._start_episode()
+        instance = (options or {}).get("instance")
+        if instance is not None and not self.instances:
+            refuse("options['instance']", instance, "only for an env with config.instances")
+        self._start_episode(instance)
         return self.episode.start()
 
-    def _start_episode(self) -> None:
+    def _start_episode(self, chosen: str | dict | None = None) -> None:
         """A fresh run drawn from ``np_random``, whose state before the draw is kept: it
-        is what rebuilds this run's split, weights and generators on load."""
-        if self.data is None:  # only the first reset reads the data
-            self.data = load_device_data(self.config)
+        is what rebuilds this run's instance, split, weights and generators on load. With
+        instances, one is drawn first (always, so that a chosen one, by name or as
+        overrides, leaves the rest of the draw the same)."""
+        if self.data is None:
+            self.data = DeviceDataCache()
         self._episode_start = copy.deepcopy(self.np_random.bit_generator.state)
-        self.episode = Episode(self.config, self.data, self.np_random)
+        config, name = self.config, None
+        if self.instances:
+            instance = self.instances[int(self.np_random.integers(len(self.instances)))]
+            if isinstance(chosen, str):
+                instance = self.instance_set.find(chosen)
+            elif isinstance(chosen, dict):
+                instance = Instance("custom", dict(chosen))
+            elif chosen is not None:
+                refuse("options['instance']", chosen, "an instance's name or a dict of overrides")
+            self._instance = instance
+            config, name = self._check_instance(instance), instance.name
+        self.episode = Episode(config, self.data.get(config), self.np_random, instance=name)
 
     def running_episode(self) -> Episode:
         """The episode in progress; a RuntimeError when it is over or none has started."""
@@ -254,10 +297,14 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
         ``load_state_dict`` on an env of the same config continues it bit for bit on the
         CPU (at the same thread count): a long episode can be preempted and continued."""
         episode = self.running_episode()
+        chosen = None
+        if self.instances:
+            chosen = {"name": self._instance.name, "overrides": self._instance.overrides}
         return {
             "config": self.config.to_dict(),
             "episode_start": self._episode_start,
             "np_random": self.np_random.bit_generator.state,
+            "instance": chosen,
             **episode.state_dict(),
         }
 
@@ -270,7 +317,10 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
                 f"make the env with the config it was saved from"
             )
         self.np_random.bit_generator.state = state["episode_start"]  # the same split, seeds
-        self._start_episode()
+        chosen = state.get("instance")
+        if chosen is not None:
+            chosen = chosen["name"] if chosen["name"] != "custom" else chosen["overrides"]
+        self._start_episode(chosen)
         self.episode.load_state_dict(state)
         self.np_random.bit_generator.state = state["np_random"]
 
@@ -284,6 +334,6 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
         self.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
 
     def close(self) -> None:
-        """Free the network and the device copy of the data."""
+        """Free the network and the device copies of the data."""
         self.episode = None
         self.data = None

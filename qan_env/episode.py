@@ -58,14 +58,23 @@ class Step:
 
 
 class Episode:
-    """One training run of ``config`` on ``data``, every seed drawn from ``rng``.
+    """One training run of ``config`` on ``data``, every seed drawn from ``rng``; ``instance``
+    names the run when it is one of an instance set.
 
     Made by a reset; ``start()`` measures the first state. Then ``step`` (or its four
     parts) until ``over``.
     """
 
-    def __init__(self, config: EnvConfig, data: DeviceData, rng: np.random.Generator) -> None:
+    def __init__(
+        self,
+        config: EnvConfig,
+        data: DeviceData,
+        rng: np.random.Generator,
+        instance: str | None = None,
+    ) -> None:
         self.config = config
+        self.instance = instance
+        """The name of the instance this run is (``info["instance"]``); None: not of a set."""
         self.actions = make_actions(config)
         self.layout = ObservationLayout(config, self.actions)
         self.trainer = build_trainer(config, data, rng)
@@ -224,6 +233,8 @@ class Episode:
         }
         if heldout is not None:
             info["heldout_loss"] = heldout
+        if self.instance is not None:
+            info["instance"] = self.instance
         return info
 
     def state_dict(self) -> dict[str, Any]:

@@ -56,6 +56,7 @@ class EpisodeRecord:
 
     policy: str
     seed: int
+    instance: str | None = None  # of an instance set; None: the env's own run
     lrs: list[float] = field(default_factory=list)
     actions: list[int] = field(default_factory=list)  # empty for an lr schedule
     rewards: list[float] = field(default_factory=list)
@@ -150,14 +151,18 @@ def baselines(
     return [*fixed, ActionSchedule(), ActionSchedule(restart_every=every)]
 
 
-def run_episode(env: LRScheduleEnv, policy: Policy | LRSchedule, seed: int) -> EpisodeRecord:
-    """One whole episode from ``reset(seed=seed)``; an ``LRSchedule`` sets the lr directly."""
+def run_episode(
+    env: LRScheduleEnv, policy: Policy | LRSchedule, seed: int, instance: str | None = None
+) -> EpisodeRecord:
+    """One whole episode from ``reset(seed=seed)`` (of ``instance``, by name, in an env of an
+    instance set); an ``LRSchedule`` sets the lr directly."""
     core: LRScheduleEnv = env.unwrapped
-    observation, _ = env.reset(seed=seed)
-    record = EpisodeRecord(policy.name, seed)
+    options = None if instance is None else {"instance": instance}
+    observation, info = env.reset(seed=seed, options=options)
+    record = EpisodeRecord(policy.name, seed, info.get("instance"))
     if not isinstance(policy, LRSchedule):
         policy.reset(seed)
-    total_steps = core.steps_per_episode
+    total_steps = core.episode.config.steps_per_episode  # of this instance
     terminated = truncated = False
     step = 0
     while not (terminated or truncated):

@@ -15,7 +15,7 @@ from qan_env.config import EnvConfig, make_config, with_overrides
 from qan_env.env import LRScheduleEnv
 from qan_env.episode import Episode
 from qan_env.training.batched import batchable, train_together
-from qan_env.training.run import DeviceData, load_device_data
+from qan_env.training.run import DeviceDataCache
 from qan_env.validation import refuse
 
 BATCHED_CHOICES = ("auto", True, False)
@@ -97,7 +97,7 @@ class LRScheduleVectorEnv(VectorEnv):
         self.single_action_space = first.action_space
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
-        self._data: DeviceData | None = None
+        self._data: DeviceDataCache | None = None
         self._needs_reset = np.zeros(num_envs, dtype=bool)
         self._observations = np.zeros(self.observation_space.shape, dtype=np.float32)
 
@@ -126,7 +126,7 @@ class LRScheduleVectorEnv(VectorEnv):
     def _share_data(self) -> None:
         """One copy of the data set on the device for every sub-env (each would read its own)."""
         if self._data is None:
-            self._data = load_device_data(self.config)
+            self._data = DeviceDataCache()
             for env in self.envs:
                 env.share_data(self._data)
 

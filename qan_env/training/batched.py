@@ -34,6 +34,12 @@ def batchable(trainers: Sequence[Trainer]) -> str | None:
         return "dropout draws each run's masks from its own generator, which vmap cannot"
     if len({trainer.device for trainer in trainers}) > 1:
         return "the runs are on different devices"
+    shapes = {
+        (trainer.loader.batch_size, *(p.shape for p in trainer.model.parameters()))
+        for trainer in trainers
+    }
+    if len(shapes) > 1:
+        return "the runs' networks or batch sizes differ (instances of a set)"
     return None
 
 

@@ -51,6 +51,13 @@ class TrainingConfig:
     heldout_size: int = 0
     """Training images held out of training, drawn per run from its seed, to measure a
     held-out loss on; 0: none (the whole training split trains)."""
+    heldout_fraction: float = 0.0
+    """> 0: ``heldout_size`` follows the data set, this share of its training split
+    (rounded), whatever ``heldout_size`` says: one rule for runs of any data set."""
+    label_noise: float = 0.0
+    """The share of the training split's labels (held-out ones too) replaced by a class
+    drawn uniformly at random, which labels and classes drawn per run from its seed; the
+    test set stays clean. A task knob: noisy labels want another schedule."""
     depth: int = 40
     """Wide ResNet depth, 6n+4."""
     widen_factor: int = 4
@@ -100,7 +107,14 @@ class TrainingConfig:
         check_int(self, "batch_size", 1, MAX_BATCH_SIZE)
         check_int(self, "epochs", 1, MAX_EPOCHS)
         check_int(self, "synthetic_seed", 0)
+        check_float(self, "heldout_fraction", 0.0, 0.5)
+        if self.heldout_fraction > 0:
+            share = round(self.heldout_fraction * self.dataset_train_size)
+            object.__setattr__(self, "heldout_size", share)
         check_int(self, "heldout_size", 0)
+        check_float(self, "label_noise", 0.0, 1.0)
+        if self.label_noise == 1.0:
+            refuse("label_noise", self.label_noise, "a share in [0, 1): some labels stay true")
         if self.heldout_size >= self.dataset_train_size:
             refuse(
                 "heldout_size",

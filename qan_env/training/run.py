@@ -58,13 +58,29 @@ def load_device_data(config: TrainingConfig) -> DeviceData:
     return DeviceData(train, test, normalizer, source.classes, source.flip)
 
 
+class DeviceDataCache:
+    """Data sets on one device, each read once: the runs of one process (envs, instances of
+    a set) share their copies."""
+
+    def __init__(self) -> None:
+        self._sets: dict[tuple, DeviceData] = {}
+
+    def get(self, config: TrainingConfig) -> DeviceData:
+        """``config``'s data set on ``config``'s device (``load_device_data``), read once."""
+        key = (config.data_fields, str(resolve_device(config.device)))
+        if key not in self._sets:
+            self._sets[key] = load_device_data(config)
+        return self._sets[key]
+
+
 def build_trainer(config: TrainingConfig, data: DeviceData, rng: np.random.Generator) -> Trainer:
     """A fresh run of ``config`` on ``data``: new weights, data order and augmentation.
 
-    Three seeds are drawn from ``rng``, and a fourth for the held-out split when there is
-    one. The initial weights, the data order and the split come from CPU generators, so a
-    seed gives the same network, order and split on every device; augmentation and
-    dropout draw from a generator on the device.
+    Three seeds are drawn from ``rng``, a fourth for the held-out split when there is one
+    and a fifth for the label noise when there is some. The initial weights, the data
+    order, the split and the noise come from CPU generators, so a seed gives the same
+    network, order and split on every device; augmentation and dropout draw from a
+    generator on the device.
     """
     init_seed, shuffle_seed, augment_seed = (int(s) for s in rng.integers(0, 2**63 - 1, size=3))
     train, heldout = data.train, None
@@ -73,6 +89,11 @@ def build_trainer(config: TrainingConfig, data: DeviceData, rng: np.random.Gener
         order = torch.randperm(len(data.train), generator=split_generator)
         heldout = data.train.subset(order[: config.heldout_size])
         train = data.train.subset(order[config.heldout_size :])
+    if config.label_noise:  # drawn only then: runs without noise keep their seeds' draws
+        noise_generator = torch.Generator().manual_seed(int(rng.integers(0, 2**63 - 1)))
+        train = noisy_labels(train, config.label_noise, data.num_classes, noise_generator)
+        if heldout is not None:
+            heldout = noisy_labels(heldout, config.label_noise, data.num_classes, noise_generator)
     init_generator = torch.Generator().manual_seed(init_seed)
     shuffle_generator = torch.Generator().manual_seed(shuffle_seed)
     augment_generator = torch.Generator(device=data.device).manual_seed(augment_seed)
@@ -94,3 +115,15 @@ def build_trainer(config: TrainingConfig, data: DeviceData, rng: np.random.Gener
         flip=data.flip,
     )
     return Trainer(config, model, loader, data.test, heldout)
+
+
+def noisy_labels(
+    images: ImageSet, share: float, classes: int, generator: torch.Generator
+) -> ImageSet:
+    """``images`` with ``share`` of their labels (a random choice) replaced by a class drawn
+    uniformly (it may draw the true one, as label-noise benchmarks do)."""
+    count = round(share * len(images))
+    chosen = torch.randperm(len(images), generator=generator)[:count]
+    labels = images.labels.cpu().clone()
+    labels[chosen] = torch.randint(0, classes, (count,), generator=generator)
+    return ImageSet(images.images, labels.to(images.labels.device))

@@ -1,0 +1,110 @@
+"""Instance sets: named, versioned families of training runs, with disjoint train and test
+splits, so that a general policy is trained on some runs and judged on others.
+
+An instance is a set of env overrides (the data set, its seed and size, label noise, the
+network, batch size, budget, and the initial lr a user would guess). An instance set adds
+the preset and the MDP options all its instances share; what depends on an instance (the
+decision interval, the held-out split) follows from rules in those options
+(``decisions``, ``heldout_fraction``), the same for every instance, so that the overrides
+of any run, drawn from the set or not, make a valid instance. The test split holds unseen
+combinations inside the training ranges and "far" ones outside them.
+
+An env with ``instances="NAME:SPLIT"`` draws an instance of the split at every reset from
+its seed (``reset(options={"instance": ...})`` picks one by name, or takes overrides) and
+names it in ``info["instance"]``. This module depends on nothing else of the package.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+SPLITS = ("train", "test")
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One training run of a set: its name and the env overrides that make it."""
+
+    name: str
+    overrides: dict[str, Any] = field(hash=False)
+    far: bool = False
+    """Outside the training split's ranges: reported on its own."""
+
+
+@dataclass(frozen=True)
+class InstanceSet:
+    """A family of runs: the preset and MDP options they share, and the two splits."""
+
+    name: str
+    version: int
+    preset: str
+    mdp: dict[str, Any] = field(hash=False)
+    train: tuple[Instance, ...]
+    test: tuple[Instance, ...]
+
+    def split(self, which: str) -> tuple[Instance, ...]:
+        return self.train if which == "train" else self.test
+
+    def find(self, name: str) -> Instance:
+        """The instance called ``name`` in either split."""
+        for instance in (*self.train, *self.test):
+            if instance.name == name:
+                return instance
+        names = ", ".join(i.name for i in (*self.train, *self.test))
+        raise ValueError(f"instance={name!r} is not in {self.name!r}: its instances are {names}")
+
+
+def _grid(**ranges: tuple) -> list[dict[str, Any]]:
+    """Every combination of ``ranges``, as override dicts."""
+    combinations: list[dict[str, Any]] = [{}]
+    for key, values in ranges.items():
+        combinations = [{**c, key: value} for c in combinations for value in values]
+    return combinations
+
+
+def _named(overrides: dict[str, Any]) -> str:
+    return ",".join(f"{key}={value}" for key, value in overrides.items())
+
+
+def _instances(overrides: list[dict[str, Any]], far: bool = False) -> tuple[Instance, ...]:
+    return tuple(Instance(_named(o), o, far) for o in overrides)
+
+
+# The smallest set: tiny runs, for tests and checkers (seconds an episode).
+TINY = InstanceSet(
+    name="tiny",
+    version=1,
+    preset="tiny",
+    mdp={
+        "action_mode": "anchored",
+        "anchor_factors": (0.25, 0.5, 1.0, 2.0, 4.0),
+        "observation": "training",
+        "reward": "heldout_log_loss",
+        "reward_scale": 1.0,
+        "heldout_fraction": 0.25,
+        "decisions": 4,
+    },
+    train=_instances(
+        [
+            {"batch_size": 16, "label_noise": 0.0},
+            {"batch_size": 32, "label_noise": 0.2},
+            {"batch_size": 16, "label_noise": 0.2, "initial_lr": 0.3},
+        ]
+    ),
+    test=(
+        *_instances([{"batch_size": 32, "label_noise": 0.0}]),
+        *_instances([{"batch_size": 32, "epochs": 3, "initial_lr": 0.02}], far=True),
+    ),
+)
+
+INSTANCE_SETS: dict[str, InstanceSet] = {TINY.name: TINY}
+
+
+def parse(spec: str) -> tuple[InstanceSet, str]:
+    """``"NAME:SPLIT"`` as the set and the split, or a ValueError naming what exists."""
+    name, _, split = spec.partition(":") if isinstance(spec, str) else ("", "", "")
+    if name not in INSTANCE_SETS or split not in SPLITS:
+        known = ", ".join(f"{n}:{s}" for n in INSTANCE_SETS for s in SPLITS)
+        raise ValueError(f"instances={spec!r} is not allowed: one of {known}")
+    return INSTANCE_SETS[name], split
