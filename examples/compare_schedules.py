@@ -20,6 +20,14 @@ data order, on the env the run trained on (its ``config.json``):
 network, budget or data set); ``--only NAME ...`` keeps the trained policy and the named
 ones (say ``--only cosine``), skipping the tuning unless ``"cosine (tuned)"`` is named.
 
+``--instances NAME:test`` compares on the test split of an instance set instead
+(``qan_env.comparison``: the baselines a practitioner would use, tuned once on the train
+instances and per test instance, the tuning-free optimizers, ReduceLROnPlateau, the
+open-loop replay; ``--run`` may be left out for the baselines alone), in ``--workers N``
+processes, continuing from ``--output``'s ``results.json`` when it holds some episodes.
+It writes ``table.md`` (per instance; aggregated with rliable over all test instances and
+over the far ones), ``performance_profile.png`` and ``final_accuracy.png``.
+
 Writes to ``--output`` (default ``RUN/comparison``): ``results.json`` (every episode:
 policy, seed, test accuracy per evaluated epoch, lrs, actions, diverged; and the tuning),
 ``table.md`` (final test accuracy, mean and 95% confidence interval over seeds, and the
@@ -38,9 +46,12 @@ from pathlib import Path
 import matplotlib.pyplot as plt  # picks a file-only backend where there is no display
 import numpy as np
 from matplotlib.ticker import MaxNLocator
+from rliable.plot_utils import plot_performance_profiles
 
-from qan_env import LRScheduleEnv
+from qan_env import LRScheduleEnv, instance_config
 from qan_env.cli import parse_overrides
+from qan_env.comparison import COSINE, ORACLE, Comparison
+from qan_env.comparison import PEAKS as INSTANCE_PEAKS
 from qan_env.config import EnvConfig, config_from_dict
 from qan_env.evaluation import (
     HELD_OUT_SEEDS,
@@ -61,6 +72,7 @@ from qan_env.evaluation import (
 from qan_env.run_folder import saved_env
 from qan_env.sb3 import SB3Policy
 from qan_env.schedules import Cosine, Replayed
+from qan_env.statistics import performance_profile, score_matrix
 
 PEAKS = (0.05, 0.1, 0.2, 0.4, 0.8)
 
@@ -85,9 +97,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--small", action="store_true", help="two epochs, one seed, two peaks: a smoke run"
     )
+    parser.add_argument("--instances", metavar="NAME:test", help="an instance set's test split")
+    parser.add_argument("--workers", type=int, default=1, help="processes (--instances)")
     args = parser.parse_args()
-    if (args.run is None) == (args.replot is None):
+    if args.run is not None and args.replot is not None:
         parser.error("give --run RUN_DIR (to compare) or --replot DIR (to redraw), not both")
+    if args.run is None and args.replot is None and args.instances is None:
+        parser.error("give --run RUN_DIR, --instances NAME:test or --replot DIR")
+    if args.workers < 1:
+        parser.error(f"--workers {args.workers}: at least 1")
     if overlap := set(args.seeds) & set(args.tune_seeds):
         parser.error(f"--tune-seeds must not be evaluation seeds: {sorted(overlap)}")
     if args.small:
@@ -184,6 +202,9 @@ def main() -> None:
     if args.replot:
         replot(args.replot)
         return
+    if args.instances:
+        compare_instances(args)
+        return
     output = args.output or args.run / "comparison"
     try:
         overrides = {**parse_overrides(args.env), **({"epochs": 2} if args.small else {})}
@@ -267,7 +288,85 @@ def replot(folder: Path) -> None:
         config = config_from_dict(results["env"])
     except (FileNotFoundError, KeyError, ValueError) as error:
         raise SystemExit(f"compare_schedules.py --replot: {error}") from error
+    if results.get("instances"):
+        run = None if results["run"] is None else Path(results["run"])
+        comparison = Comparison(
+            config, run, results["seeds"], results["tune_seeds"], folder, tuple(results["peaks"])
+        )
+        write_instance_report(comparison)
+        return
     write_report([EpisodeRecord(**episode) for episode in results["episodes"]], config, folder)
+
+
+def compare_instances(args: argparse.Namespace) -> None:
+    """``--instances``: the comparison on an instance set's test split."""
+    try:
+        overrides = {**parse_overrides(args.env), "instances": args.instances}
+        config = saved_env(args.run, overrides) if args.run else instance_config(args.instances)
+    except (FileNotFoundError, ValueError) as error:
+        raise SystemExit(f"compare_schedules.py: {error}") from error
+    output = args.output or (args.run or Path("runs")) / "comparison"
+    comparison = Comparison(
+        config,
+        args.run,
+        args.seeds,
+        args.tune_seeds,
+        output,
+        tuple(args.peaks) if args.peaks != list(PEAKS) else INSTANCE_PEAKS,
+        workers=args.workers,
+        trust=args.trust,
+        progress=lambda e: print(
+            f"  {e['purpose']}: {e['policy']:>28}, {e['instance']}, seed {e['seed']}: "
+            f"{EpisodeRecord(**{k: v for k, v in e.items() if k != 'purpose'}).final_accuracy:.3f}",
+            flush=True,
+        ),
+    )
+    print(
+        f"{config.instances}: {len(comparison.test_names)} test instances, seeds {args.seeds}, "
+        f"{len(comparison.episodes)} episodes already in {output / 'results.json'}"
+    )
+    comparison.run_all()
+    write_instance_report(comparison)
+
+
+def write_instance_report(comparison: Comparison) -> None:
+    """``table.md`` and the figures of an instance comparison, from its episodes."""
+    far = comparison.far
+    parts = [
+        "## Per test instance: final test accuracy (mean ± 95% CI over seeds)\n",
+        comparison.per_instance_table(),
+        "\n## All test instances (score 0: cosine at the initial lr; 1: per-instance oracle)\n",
+        comparison.aggregate_table(),
+    ]
+    if far:
+        parts += ["\n## The far test instances alone\n", comparison.aggregate_table(instances=far)]
+    if degenerate := comparison.degenerate():
+        parts.append(
+            f"\nLeft out of the aggregates (oracle no better than cosine): {degenerate}\n"
+        )
+    text = "".join(parts)
+    (comparison.output / "table.md").write_text(text)
+    print(text)
+    plot_profiles(comparison, comparison.output / "performance_profile.png")
+    print(f"wrote {comparison.output}: results.json, table.md, performance_profile.png")
+
+
+def plot_profiles(comparison: Comparison, path: Path) -> None:
+    """rliable's performance profiles: the share of (instance, seed) runs above each score."""
+    records = comparison.records()
+    chosen = set(comparison.test_names) - set(comparison.degenerate())
+    records = [r for r in records if r.instance in chosen]
+    names = list(dict.fromkeys(r.policy for r in records))
+    scores = {name: score_matrix(records, name, COSINE, ORACLE) for name in names}
+    taus = np.linspace(-1.0, 1.5, 101)
+    profiles, intervals = performance_profile(scores, taus)
+    figure, axes = plt.subplots(figsize=(9, 5))
+    plot_performance_profiles(profiles, taus, intervals, ax=axes)
+    axes.legend(axes.lines, list(profiles), fontsize=7, loc="lower left")  # not the bands
+    axes.set_title("Performance profiles over the test instances (rliable)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
 
 
 if __name__ == "__main__":

@@ -177,7 +177,7 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
             self.instance_set, split = parse_instances(config.instances)
             self.instances = self.instance_set.split(split)
             for instance in self.instances:  # each a valid run with these same spaces
-                self._check_instance(instance)
+                self.config_of(instance)
         self.data: DeviceDataCache | None = None
         """The data sets on the device: read at the first reset that needs each, or shared
         with other envs (``share_data``)."""
@@ -213,9 +213,11 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
         process can share one copy of each data set."""
         self.data = data
 
-    def _check_instance(self, instance: Instance) -> EnvConfig:
-        """The run of ``instance``: this config with its overrides; refused naming the field
-        when the overrides are bad or change the spaces."""
+    def config_of(self, instance: Instance | str) -> EnvConfig:
+        """The run of ``instance`` (or of the set's instance of that name): this config with
+        its overrides; refused naming the field when they are bad or change the spaces."""
+        if isinstance(instance, str):
+            instance = self.instance_set.find(instance)
         try:
             config = with_overrides(self.config, {**instance.overrides, "instances": None})
         except ValueError as error:
@@ -259,7 +261,7 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
             elif chosen is not None:
                 refuse("options['instance']", chosen, "an instance's name or a dict of overrides")
             self._instance = instance
-            config, name = self._check_instance(instance), instance.name
+            config, name = self.config_of(instance), instance.name
         self.episode = Episode(config, self.data.get(config), self.np_random, instance=name)
 
     def running_episode(self) -> Episode:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
+import torch
 
 from qan_env.actions import DECAY, RESTART
 from qan_env.env import LRScheduleEnv
@@ -88,6 +89,41 @@ class EpisodeRecord:
         return self.test_accuracy[-1] if self.test_accuracy else math.nan
 
 
+class LRController(Protocol):
+    """Sets each step's lr from what the run has reported (a feedback baseline that sets
+    the lr directly, through ``env.unwrapped.step_lr``). ``reset`` gets the episode's seed
+    and the run's initial lr; ``lr`` the last info (the reset's before the first step)."""
+
+    name: str
+
+    def reset(self, seed: int, initial_lr: float) -> None: ...
+
+    def lr(self, info: dict, step: int) -> float: ...
+
+
+@dataclass
+class Plateau:
+    """torch's ``ReduceLROnPlateau`` on the held-out loss, from the run's initial lr: after
+    each decision it is told the held-out loss, and cuts the lr by ``factor`` when that has
+    not improved for ``patience`` decisions (torch's defaults are per epoch, 0.1 and 10;
+    an episode here has a handful of decisions)."""
+
+    factor: float = 0.5
+    patience: int = 2
+    name: str = "ReduceLROnPlateau"
+
+    def reset(self, seed: int, initial_lr: float) -> None:
+        self._optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=initial_lr)
+        self._scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self._optimizer, mode="min", factor=self.factor, patience=self.patience
+        )
+
+    def lr(self, info: dict, step: int) -> float:
+        if step > 0:  # the reset's loss is the start, not a decision's outcome
+            self._scheduler.step(info["heldout_loss"])
+        return self._optimizer.param_groups[0]["lr"]
+
+
 class RandomPolicy:
     """Uniform over the env's actions, from its own generator seeded per episode."""
 
@@ -152,22 +188,30 @@ def baselines(
 
 
 def run_episode(
-    env: LRScheduleEnv, policy: Policy | LRSchedule, seed: int, instance: str | None = None
+    env: LRScheduleEnv,
+    policy: Policy | LRSchedule | LRController,
+    seed: int,
+    instance: str | None = None,
 ) -> EpisodeRecord:
     """One whole episode from ``reset(seed=seed)`` (of ``instance``, by name, in an env of an
-    instance set); an ``LRSchedule`` sets the lr directly."""
+    instance set); an ``LRSchedule`` or an ``LRController`` sets the lr directly."""
     core: LRScheduleEnv = env.unwrapped
     options = None if instance is None else {"instance": instance}
     observation, info = env.reset(seed=seed, options=options)
     record = EpisodeRecord(policy.name, seed, info.get("instance"))
-    if not isinstance(policy, LRSchedule):
-        policy.reset(seed)
     total_steps = core.episode.config.steps_per_episode  # of this instance
+    sets_lr = hasattr(policy, "lr")  # an LRController
+    if sets_lr:
+        policy.reset(seed, core.episode.config.initial_lr)
+    elif not isinstance(policy, LRSchedule):
+        policy.reset(seed)
     terminated = truncated = False
     step = 0
     while not (terminated or truncated):
         if isinstance(policy, LRSchedule):
             outcome = core.step_lr(policy(step, total_steps))
+        elif sets_lr:
+            outcome = core.step_lr(policy.lr(info, step))
         else:
             action = policy.act(observation, step)
             record.actions.append(action)

@@ -1,0 +1,342 @@
+"""A trained policy against the baselines a practitioner would use, on the test instances of
+an instance set: run in worker processes, saved as each episode lands, resumable.
+
+The contenders, each made for every instance and run on the same seeds (the same initial
+network and data order) through the same trainer:
+
+- the trained policy, greedy, and a random policy over the same actions;
+- cosine at the instance's initial lr (the user's guess): the normalised score's 0;
+- cosine with one peak tuned on the **train** instances (tuning seeds): "tuned once";
+- cosine tuned on **each test instance** (tuning seeds): the oracle, the score's 1, which
+  costs several runs per task;
+- the tuning-free optimizers (``qan_env.training.optimizers``): schedule-free SGD at 10x
+  the initial lr (its authors: 10 to 50 times a classical lr), D-Adaptation and Prodigy
+  down a cosine from 1, DoG and LDoG at 1;
+- ``ReduceLROnPlateau`` on the held-out loss, from the initial lr;
+- the trained policy's own mean lr curve on each instance, replayed open loop.
+
+``results.json`` holds every episode (its ``purpose``, tuning or evaluation, its instance
+and seed) and the settings; a rerun skips the episodes it holds. Workers are processes with
+their share of the torch threads; an episode's numbers depend on the thread count by
+rounding (``docs/performance.md``), which ``results.json`` records.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import math
+import multiprocessing
+import statistics
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from qan_env.config import EnvConfig, config_from_dict, with_overrides
+from qan_env.env import LRScheduleEnv
+from qan_env.evaluation import REPLAY, TRAINED, EpisodeRecord, Plateau, RandomPolicy, mean_ci
+from qan_env.evaluation import run_episode as run_one
+from qan_env.files import write_atomically
+from qan_env.schedules import Constant, Cosine, Replayed
+from qan_env.statistics import (
+    iqm_with_interval,
+    probability_of_improvement,
+    score_matrix,
+    speed_ups,
+)
+
+COSINE, TUNED_ONCE, ORACLE = "cosine", "cosine (tuned once)", "cosine (tuned per instance)"
+PLATEAU = Plateau().name
+PEAKS = (0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
+#: The tuning-free optimizers: name, optimizer, schedule, absolute lr, or else a multiple
+#: of the instance's initial lr.
+OPTIMIZER_BASELINES = (
+    ("schedule-free SGD", "schedulefree_sgd", "constant", 0.0, 10.0),
+    ("D-Adaptation SGD", "dadapt_sgd", "cosine", 1.0, 0.0),
+    ("Prodigy", "prodigy", "cosine", 1.0, 0.0),
+    ("DoG", "dog", "constant", 1.0, 0.0),
+    ("LDoG", "ldog", "constant", 1.0, 0.0),
+)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One episode: a contender on an instance and a seed, for a purpose."""
+
+    purpose: str  # "tuning" or "evaluation"
+    contender: str
+    instance: str
+    seed: int
+    optimizer: str = "sgd"
+    schedule: str = ""  # "cosine" or "constant" from ``lr``; "": the contender sets the lr
+    lr: float = 0.0  # the schedule's absolute lr (its peak), when not relative
+    relative: float = 0.0  # else this multiple of the instance's initial lr
+
+    @property
+    def key(self) -> tuple:
+        return (self.purpose, self.contender, self.instance, self.seed)
+
+
+# A worker process's state: an env per optimizer, the trained policy, the settings.
+_WORKER: dict[str, Any] = {}
+
+
+def _start_worker(config: dict, run: str | None, threads: int, trust: bool) -> None:
+    torch.set_num_threads(threads)
+    _WORKER.clear()
+    _WORKER.update(config=config_from_dict(config), run=run, trust=trust, envs={})
+
+
+def _env(optimizer: str) -> LRScheduleEnv:
+    envs = _WORKER["envs"]
+    if optimizer not in envs:
+        config = with_overrides(_WORKER["config"], {"optimizer": optimizer})
+        envs[optimizer] = LRScheduleEnv(config=config)
+    return envs[optimizer]
+
+
+def _policy(task: Task, env: LRScheduleEnv, replays: dict[str, list[float]]):
+    if task.contender == TRAINED:
+        from qan_env.sb3 import SB3Policy  # only what runs the trained policy needs SB3
+
+        if "policy" not in _WORKER:
+            _WORKER["policy"] = SB3Policy.load(_WORKER["run"], trust=_WORKER["trust"])
+        return _WORKER["policy"]
+    if task.contender == "random":
+        return RandomPolicy(env.action_space.n)
+    if task.contender == PLATEAU:
+        return Plateau()
+    if task.contender == REPLAY:
+        return Replayed(tuple(replays[task.instance]), label=REPLAY)
+    lr = task.lr or task.relative * env.config_of(task.instance).initial_lr
+    schedule = Constant if task.schedule == "constant" else Cosine
+    return schedule(lr, label=task.contender)
+
+
+def run_task(task: Task, replays: dict[str, list[float]]) -> dict:
+    """``task`` in this worker: its record as a dict, with the task's purpose."""
+    env = _env(task.optimizer)
+    record = run_one(env, _policy(task, env, replays), task.seed, task.instance)
+    return {"purpose": task.purpose, **asdict(record)}
+
+
+@dataclass
+class Comparison:
+    """The comparison on the test split ``config.instances`` ("NAME:test")."""
+
+    config: EnvConfig
+    run: Path | None  # the trained policy's run folder; None: the baselines only
+    seeds: list[int]
+    tune_seeds: list[int]
+    output: Path
+    peaks: tuple[float, ...] = PEAKS
+    workers: int = 1
+    trust: bool = False
+    progress: Callable[[dict], None] | None = None
+    episodes: list[dict] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.test_env = LRScheduleEnv(config=self.config)
+        name = self.config.instances.split(":")[0]
+        self.train_config = with_overrides(self.config, {"instances": f"{name}:train"})
+        self.train_names = [i.name for i in LRScheduleEnv(config=self.train_config).instances]
+        self.test_names = [i.name for i in self.test_env.instances]
+        self.far = [i.name for i in self.test_env.instances if i.far]
+        path = self.output / "results.json"
+        if path.is_file() and not self.episodes:  # continue: held episodes are not rerun
+            self.episodes = json.loads(path.read_text())["episodes"]
+
+    def run_all(self) -> None:
+        """The tuning, every contender, then the replays: each episode only if missing."""
+        tuning = [
+            Task("tuning", f"cosine {peak:g}", name, seed, schedule="cosine", lr=peak)
+            for name in (*self.train_names, *self.test_names)
+            for peak in self.peaks
+            for seed in self.tune_seeds
+        ]
+        self._run(tuning, self.train_config)  # its env finds the instances of both splits
+        once, oracle = self.tuned_peaks()
+        tasks = []
+        for name in self.test_names:
+            for seed in self.seeds:
+                tasks += [
+                    Task("evaluation", COSINE, name, seed, schedule="cosine", relative=1.0),
+                    Task("evaluation", TUNED_ONCE, name, seed, schedule="cosine", lr=once),
+                    Task("evaluation", ORACLE, name, seed, schedule="cosine", lr=oracle[name]),
+                    Task("evaluation", PLATEAU, name, seed),
+                    *(
+                        Task("evaluation", label, name, seed, optimizer, schedule, lr, relative)
+                        for label, optimizer, schedule, lr, relative in OPTIMIZER_BASELINES
+                    ),
+                ]
+                if self.run is not None:
+                    tasks += [
+                        Task("evaluation", TRAINED, name, seed),
+                        Task("evaluation", "random", name, seed),
+                    ]
+        self._run(tasks, self.config)
+        if self.run is not None:
+            replays = self.mean_lrs()
+            replay = [
+                Task("evaluation", REPLAY, name, seed)
+                for name in self.test_names
+                if name in replays
+                for seed in self.seeds
+            ]
+            self._run(replay, self.config, replays)
+
+    def records(self, purpose: str = "evaluation") -> list[EpisodeRecord]:
+        names = set(EpisodeRecord.__dataclass_fields__)
+        return [
+            EpisodeRecord(**{key: value for key, value in e.items() if key in names})
+            for e in self.episodes
+            if e["purpose"] == purpose
+        ]
+
+    def tuned_peaks(self) -> tuple[float, dict[str, float]]:
+        """The peak of the best mean final accuracy over the train instances (tuned once),
+        and over each test instance (the oracle), on the tuning seeds."""
+        tuning = self.records("tuning")
+
+        def mean(peak: float, names: list[str]) -> float:
+            runs = [
+                r.final_accuracy
+                for r in tuning
+                if r.policy == f"cosine {peak:g}" and r.instance in names
+            ]
+            return statistics.fmean(runs) if runs else -math.inf
+
+        once = max(self.peaks, key=lambda peak: mean(peak, self.train_names))
+        oracle = {
+            name: max(self.peaks, key=lambda peak, name=name: mean(peak, [name]))
+            for name in self.test_names
+        }
+        return once, oracle
+
+    def mean_lrs(self) -> dict[str, list[float]]:
+        """The trained policy's mean lr per step on each test instance (whole episodes)."""
+        result = {}
+        for name in self.test_names:
+            runs = [
+                r.lrs
+                for r in self.records()
+                if r.policy == TRAINED and r.instance == name and not r.diverged
+            ]
+            if runs and len({len(lrs) for lrs in runs}) == 1:
+                result[name] = np.mean(runs, axis=0).tolist()
+        return result
+
+    def _run(self, tasks: list[Task], config: EnvConfig, replays: dict | None = None) -> None:
+        done = {(e["purpose"], e["policy"], e["instance"], e["seed"]) for e in self.episodes}
+        missing = [task for task in tasks if task.key not in done]
+        if not missing:
+            return
+        run = None if self.run is None else str(self.run)
+        threads = max(1, torch.get_num_threads() // self.workers)
+        arguments = (config.to_dict(), run, threads, self.trust)
+        if self.workers == 1:  # in this process
+            _start_worker(*arguments)
+            for task in missing:
+                self._landed(run_task(task, replays or {}))
+            return
+        with concurrent.futures.ProcessPoolExecutor(
+            self.workers,
+            mp_context=multiprocessing.get_context("spawn"),  # a fork could hang in OpenMP
+            initializer=_start_worker,
+            initargs=arguments,
+        ) as pool:
+            futures = [pool.submit(run_task, task, replays or {}) for task in missing]
+            for future in concurrent.futures.as_completed(futures):
+                self._landed(future.result())
+
+    def _landed(self, episode: dict) -> None:
+        self.episodes.append(episode)
+        self.save()
+        if self.progress is not None:
+            self.progress(episode)
+
+    def save(self) -> None:
+        self.output.mkdir(parents=True, exist_ok=True)
+        results = {
+            "run": None if self.run is None else str(self.run),
+            "instances": self.config.instances,
+            "env": self.config.to_dict(),
+            "seeds": self.seeds,
+            "tune_seeds": self.tune_seeds,
+            "peaks": list(self.peaks),
+            "threads_per_worker": max(1, torch.get_num_threads() // self.workers),
+            "episodes": self.episodes,
+        }
+        write_atomically(self.output / "results.json", json.dumps(results) + "\n")
+
+    def contenders(self) -> list[str]:
+        return list(dict.fromkeys(r.policy for r in self.records()))
+
+    def per_instance_table(self) -> str:
+        """A row per test instance (far ones marked), a column per contender: the mean final
+        test accuracy over seeds and its 95% interval; * where some seed diverged."""
+        records, names = self.records(), self.contenders()
+        lines = ["| instance | " + " | ".join(names) + " |", "|" + " --- |" * (len(names) + 1)]
+        for instance in self.test_names:
+            cells = []
+            for name in names:
+                runs = [r for r in records if r.policy == name and r.instance == instance]
+                mean, half = mean_ci([r.final_accuracy for r in runs]) if runs else (math.nan,) * 2
+                diverged = "*" if any(r.diverged for r in runs) else ""
+                cells.append(f"{mean:.3f} ± {half:.3f}{diverged}")
+            far = " (far)" if instance in self.far else ""
+            lines.append(f"| {instance}{far} | " + " | ".join(cells) + " |")
+        return "\n".join(lines) + "\n"
+
+    def degenerate(self) -> list[str]:
+        """Test instances whose oracle is no better than the plain cosine (the guess was
+        already the best peak): a normalised score is undefined there, so the aggregates
+        leave them out (their rows in the per-instance table stay)."""
+        records = self.records()
+        names = {r.instance for r in records if r.policy == ORACLE}
+        return [
+            name
+            for name in self.test_names
+            if name in names
+            and statistics.fmean(
+                r.final_accuracy for r in records if r.policy == ORACLE and r.instance == name
+            )
+            <= statistics.fmean(
+                r.final_accuracy for r in records if r.policy == COSINE and r.instance == name
+            )
+        ]
+
+    def aggregate_table(self, policy: str = TRAINED, instances: list[str] | None = None) -> str:
+        """A row per contender: the IQM of the normalised score with its interval, the
+        probability that ``policy`` beats it, and ``policy``'s median speed-up to its final
+        accuracy; over ``instances`` (default: every test instance), less the degenerate
+        ones."""
+        chosen = set(instances or self.test_names) - set(self.degenerate())
+        records = [r for r in self.records() if r.instance in chosen]
+        names = list(dict.fromkeys(r.policy for r in records))
+        scores = {name: score_matrix(records, name, COSINE, ORACLE) for name in names}
+        iqm = iqm_with_interval(scores)
+        others = [name for name in names if name != policy]
+        improvement = probability_of_improvement(scores, policy, others) if policy in names else {}
+        per_epoch = {name: self.test_env.config_of(name).iterations_per_epoch for name in chosen}
+        lines = [
+            f"| contender | IQM normalised score (95% CI) | P({policy} beats it) (95% CI) "
+            f"| {policy}'s median speed-up to its final accuracy | diverged episodes |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for name in names:
+            point, low, high = iqm[name]
+            row = f"| {name} | {point:.2f} ({low:.2f}, {high:.2f}) | "
+            if name in improvement:
+                p, p_low, p_high = improvement[name]
+                ups = np.median(list(speed_ups(records, policy, name, per_epoch).values()))
+                row += f"{p:.2f} ({p_low:.2f}, {p_high:.2f}) | {ups:.2f} | "
+            else:
+                row += "n/a | n/a | "
+            row += f"{sum(r.diverged for r in records if r.policy == name)} |"
+            lines.append(row)
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,51 @@
+"""The comparison on an instance set's test split: every contender on every test instance,
+resumed from its results.json without rerunning a finished episode, in worker processes."""
+
+from __future__ import annotations
+
+import pytest
+
+from qan_env import instance_config
+from qan_env.comparison import COSINE, OPTIMIZER_BASELINES, ORACLE, PLATEAU, TUNED_ONCE, Comparison
+
+pytestmark = pytest.mark.slow  # some dozens of tiny episodes, and processes
+
+
+class Interrupted(Exception):
+    pass
+
+
+def comparison(folder, workers=1, progress=None) -> Comparison:
+    config = instance_config("tiny:test")
+    return Comparison(
+        config, None, [1000], [0], folder, peaks=(0.1, 0.4), workers=workers, progress=progress
+    )
+
+
+def test_an_interrupted_comparison_continues_without_rerunning_finished_episodes(tmp_path):
+    landed = []
+
+    def stop_after_five(episode):
+        landed.append(episode)
+        if len(landed) == 5:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        comparison(tmp_path, progress=stop_after_five).run_all()
+    first_five = [dict(e) for e in landed]
+    rerun = []
+    resumed = comparison(tmp_path, workers=2, progress=rerun.append)
+    assert resumed.episodes == first_five  # read back from results.json
+    resumed.run_all()
+    keys = [(e["purpose"], e["policy"], e["instance"], e["seed"]) for e in resumed.episodes]
+    assert len(keys) == len(set(keys)) == 5 + len(rerun)
+    assert resumed.episodes[:5] == first_five  # not run again
+    # tuning: 5 instances x 2 peaks x 1 seed; evaluation: 2 test instances x the contenders
+    contenders = {COSINE, TUNED_ONCE, ORACLE, PLATEAU, *(b[0] for b in OPTIMIZER_BASELINES)}
+    assert sum(k[0] == "tuning" for k in keys) == 10
+    assert {k[1] for k in keys if k[0] == "evaluation"} == contenders
+    assert {k[2] for k in keys if k[0] == "evaluation"} == set(resumed.test_names)
+    nothing = []
+    comparison(tmp_path, progress=nothing.append).run_all()  # complete: nothing to run
+    assert nothing == []
+    assert "| cosine |" in resumed.aggregate_table(policy=TUNED_ONCE)
