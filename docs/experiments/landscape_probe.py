@@ -23,14 +23,14 @@ BASE = {"synthetic_train_size": 2048, "synthetic_test_size": 1024, "epochs": 10}
 PROBES = {
     "base": {},
     "batch 32": {"batch_size": 32},
-    "batch 512": {"batch_size": 512},
-    "width 2": {"widen_factor": 2},
-    "5120 images": {"synthetic_train_size": 5120},
-    "512 images": {"synthetic_train_size": 512, "batch_size": 64},
     "digits": {"dataset": "digits"},
-    "4 epochs": {"epochs": 4},
-    "30 epochs": {"epochs": 30},
+    "label noise 0.4": {"label_noise": 0.4},
+    "20 epochs": {"epochs": 20},
+    "width 2": {"widen_factor": 2},
+    "512 images": {"synthetic_train_size": 512, "batch_size": 64},
+    "batch 512": {"batch_size": 512, "synthetic_train_size": 5120},
     "no weight decay": {"weight_decay": 0.0},
+    "4 epochs": {"epochs": 4},
 }
 PEAKS = (0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
 
@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("--seeds", type=int, nargs="+", default=list(TUNING_SEEDS[:2]))
     parser.add_argument("--only", nargs="+", default=list(PROBES))
+    parser.add_argument("--peaks", type=float, nargs="+", default=list(PEAKS))
     args = parser.parse_args()
     done = set()
     if args.output.exists():
@@ -51,7 +52,7 @@ def main() -> None:
         config = make_config("quick", **overrides)
         config = make_config("quick", **{**learning_mdp(config), **overrides})
         env = LRScheduleEnv(config=config)
-        for peak in PEAKS:
+        for peak in args.peaks:
             for seed in args.seeds:
                 if (probe, peak, seed) in done:
                     continue
