@@ -73,6 +73,10 @@ class Args:
     near-zero rewards per episode, on which a DQN learns to always decay)"""
     env: Annotated[list[str], tyro.conf.UseAppendAction] = field(default_factory=list)
     """override an env setting, FIELD=VALUE, such as --env epochs=5 (after --mdp's)"""
+    instances: str | None = None
+    """an instance set (qan_env.instances): train one policy across its train split, each
+    episode a run drawn from it, with the set's preset and MDP (--preset and --mdp unused);
+    judged on the test split by compare_schedules.py --instances NAME:test"""
     episodes: int | None = None
     """training runs; None: DEFAULT_EPISODES of the preset (quick: what fits the hour a
     quick run may take; 40 episodes did about as well on the validation seeds; paper: the
@@ -166,7 +170,7 @@ def dqn_kwargs(args: Args, steps_per_episode: int) -> dict[str, Any]:
 
 def env_config(args: Args) -> EnvConfig:
     """The env of ``--preset``, ``--mdp`` and ``--env``, checked before anything is written."""
-    config = cli.agent_env(args.preset, args.mdp, args.env)
+    config = cli.agent_env(args.preset, args.mdp, args.env, args.instances)
     cli.device_here(config)  # a GPU this machine lacks is refused here too
     return config
 
@@ -331,12 +335,14 @@ def main() -> None:
     if args.evaluate is not None:
         run_evaluation(args)
         return
-    if args.preset is None:
+    if args.instances is not None:
+        args.preset = cli.instance_set(args.instances).preset
+    elif args.preset is None:
         args.preset = "paper" if torch.cuda.is_available() else "quick"
     if args.episodes is None:
         args.episodes = DEFAULT_EPISODES[args.preset]
     if args.output is None:
-        args.output = cli.default_output("sb3_dqn", args.preset, args.seed)
+        args.output = cli.default_output("sb3_dqn", args.instances or args.preset, args.seed)
     train(args)
 
 

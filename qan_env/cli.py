@@ -15,8 +15,10 @@ from typing import Any
 
 import torch
 
-from qan_env.config import EnvConfig, learning_mdp, make_config
+from qan_env.config import EnvConfig, instance_config, learning_mdp, make_config
 from qan_env.evaluation import HELD_OUT_SEEDS
+from qan_env.instances import InstanceSet
+from qan_env.instances import parse as parse_instances
 from qan_env.run_folder import read_run_config
 from qan_env.training.config import resolve_device
 
@@ -36,15 +38,33 @@ def parse_overrides(pairs: list[str]) -> dict[str, object]:
     return overrides
 
 
-def agent_env(preset: str, mdp: str, overrides: list[str]) -> EnvConfig:
+def agent_env(
+    preset: str, mdp: str, overrides: list[str], instances: str | None = None
+) -> EnvConfig:
     """The env an agent script trains on: ``preset`` with the options of ``mdp``
     (``"learning"``: ``learning_mdp``; ``"paper"``: none), then the command line's
-    ``FIELD=VALUE`` overrides on top. A bad one exits naming ``--env``."""
+    ``FIELD=VALUE`` overrides on top; with ``instances`` (a set's name), the set's train
+    split with its own preset and MDP instead, the overrides on top. A bad one exits
+    naming ``--env`` (or ``--instances``)."""
+    if instances is not None:
+        try:
+            return instance_config(f"{instances}:train", **parse_overrides(overrides))
+        except ValueError as error:
+            flag = "--instances" if "instances=" in str(error) else "--env"
+            raise SystemExit(f"{flag}: {error}") from error
     try:
         options = learning_mdp(make_config(preset)) if mdp == "learning" else {}
         return make_config(preset, **{**options, **parse_overrides(overrides)})
     except ValueError as error:
         raise SystemExit(f"--env: {error}") from error
+
+
+def instance_set(name: str) -> InstanceSet:
+    """The instance set called ``name``; an unknown one exits naming ``--instances``."""
+    try:
+        return parse_instances(f"{name}:train")[0]
+    except ValueError as error:
+        raise SystemExit(f"--instances: {error}") from error
 
 
 def device_here(config: EnvConfig) -> torch.device:
@@ -65,9 +85,10 @@ def check_training_seeds(seeds: Iterable[int], how: str) -> None:
         )
 
 
-def default_output(agent: str, preset: str, seed: int) -> Path:
-    """``runs/<agent>/<preset>-seed<seed>``: where a run goes unless ``--output`` says."""
-    return Path("runs") / agent / f"{preset}-seed{seed}"
+def default_output(agent: str, name: str, seed: int) -> Path:
+    """``runs/<agent>/<name>-seed<seed>`` (the preset's or instance set's name): where a run
+    goes unless ``--output`` says."""
+    return Path("runs") / agent / f"{name}-seed{seed}"
 
 
 def check_resume(folder: Path, config: EnvConfig, settings: dict[str, Any]) -> None:

@@ -84,9 +84,12 @@ class EpisodeRecord:
 
     @property
     def final_accuracy(self) -> float:
-        """The last evaluated test accuracy (NaN when none was); of a run that diverged, the
-        last one before it diverged."""
-        return self.test_accuracy[-1] if self.test_accuracy else math.nan
+        """The last evaluated test accuracy; of a run that diverged, the last one before it
+        diverged, and 0 when it diverged before any (a failure counts, it is not dropped);
+        NaN when none was evaluated otherwise."""
+        if self.test_accuracy:
+            return self.test_accuracy[-1]
+        return 0.0 if self.diverged else math.nan
 
 
 class LRController(Protocol):

@@ -21,6 +21,7 @@ from conftest import ROOT, run_script
 from stable_baselines3 import DQN
 
 import qan_env
+import qan_env.instances
 from qan_env import LRScheduleEnv, make_config
 from qan_env.config import PRESETS, with_overrides
 from qan_env.evaluation import HELD_OUT_SEEDS
@@ -124,6 +125,26 @@ def test_agent_script_trains_on_two_envs_at_once(tmp_path, vectorization):
         ]
         assert len(rewards) >= 1 and np.isclose(sum(rewards), episode["return"])
     assert json.loads((tmp_path / "config.json").read_text())["agent"]["n_envs"] == 2
+
+
+@pytest.mark.slow
+def test_agent_script_trains_one_policy_across_an_instance_set(tmp_path):
+    result = run_script(
+        "agents/sb3_dqn.py", "--instances", "tiny", "--episodes", "4", "--output", str(tmp_path)
+    )
+    assert result.returncode == 0, result.stderr
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["env"]["instances"] == "tiny:train" and config["agent"]["instances"] == "tiny"
+    names = {i.name for i in qan_env.instances.INSTANCE_SETS["tiny"].train}
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert len(summary["episodes"]) == 4
+    assert {e["instance"] for e in summary["episodes"]} <= names
+    with open(tmp_path / "steps.csv") as file:
+        rows = list(csv.DictReader(file))
+    for episode in summary["episodes"]:  # every row names its episode's instance
+        assert {r["instance"] for r in rows if int(r["episode"]) == episode["episode"]} == {
+            episode["instance"]
+        }
 
 
 RESUMABLE_RUN = ["agents/sb3_dqn.py", "--preset", "tiny", "--episodes", "6", "--mdp", "paper"]

@@ -37,6 +37,7 @@ CSV_COLUMNS = [
     "reward",
     "train_loss",
     "test_accuracy",
+    "instance",
 ]
 
 
@@ -136,6 +137,7 @@ class StepCSV(BaseCallback):
                     number(rewards[index]),
                     number(info["train_loss"]),
                     number(info["test_accuracy"]) if "test_accuracy" in info else "",
+                    info.get("instance", ""),  # of an instance set; empty: the env's own run
                 ]
             )
         return True
@@ -171,10 +173,10 @@ class EpisodeLog(BaseCallback):
             accuracy = info.get("test_accuracy", self.last_accuracies[index])
             self.last_accuracies[index] = accuracy
             if self.locals["dones"][index]:
-                self.end_episode(index, info["diverged"])
+                self.end_episode(index, info["diverged"], info.get("instance"))
         return True
 
-    def end_episode(self, index: int, diverged: bool) -> None:
+    def end_episode(self, index: int, diverged: bool, instance: str | None = None) -> None:
         episode_return, accuracy = self.returns[index], self.last_accuracies[index]
         episode = {
             "episode": len(self.episodes),
@@ -184,12 +186,15 @@ class EpisodeLog(BaseCallback):
             "final_test_accuracy": accuracy,
             "diverged": diverged,
         }
+        if instance is not None:
+            episode["instance"] = instance
         self.episodes.append(episode)
         # Written with the next dump of SB3's log, at this step.
         self.logger.record("episode/return", episode_return)
         self.logger.record("episode/final_test_accuracy", accuracy)
+        on = "" if instance is None else f" on {instance}"
         tqdm.write(
-            f"episode {episode['episode']}: return {episode_return:+.5f}, "
+            f"episode {episode['episode']}{on}: return {episode_return:+.5f}, "
             f"final test accuracy {accuracy:.3f}"
         )
         self.returns[index], self.last_accuracies[index] = 0.0, math.nan
