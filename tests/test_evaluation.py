@@ -231,3 +231,14 @@ def test_a_run_folders_config_never_downloads_unless_told_to(tmp_path):
     assert read_run_config(tmp_path).env.download  # recorded as it was
     assert not saved_env(tmp_path, {}).download  # evaluated without fetching anything
     assert saved_env(tmp_path, {"download": True, "epochs": 1}).download
+
+
+def test_reduce_lr_on_plateau_cuts_the_lr_when_the_heldout_loss_stops_improving():
+    from qan_env.evaluation import Plateau
+
+    plateau = Plateau(factor=0.5, patience=2)
+    plateau.reset(seed=0, initial_lr=0.2)
+    assert plateau.lr({"heldout_loss": 2.0}, step=0) == 0.2  # the reset's loss: no decision
+    losses = [1.5, 1.4, 1.4, 1.4, 1.4, 1.3]  # improves, then three steps without
+    lrs = [plateau.lr({"heldout_loss": loss}, step) for step, loss in enumerate(losses, 1)]
+    assert lrs == [0.2, 0.2, 0.2, 0.2, 0.1, 0.1]
