@@ -31,6 +31,8 @@ PROBES = {
     "batch 512": {"batch_size": 512, "synthetic_train_size": 5120},
     "no weight decay": {"weight_decay": 0.0},
     "4 epochs": {"epochs": 4},
+    "momentum 0": {"momentum": 0.0, "nesterov": False},
+    "momentum 0.5": {"momentum": 0.5},
 }
 PEAKS = (0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
 
