@@ -341,9 +341,7 @@ def write_instance_report(comparison: Comparison) -> None:
     if far:
         parts += ["\n## The far test instances alone\n", comparison.aggregate_table(instances=far)]
     if degenerate := comparison.degenerate():
-        parts.append(
-            f"\nLeft out of the aggregates (oracle no better than cosine): {degenerate}\n"
-        )
+        parts.append(f"\nLeft out of the aggregates (oracle no better than cosine): {degenerate}\n")
     text = "".join(parts)
     (comparison.output / "table.md").write_text(text)
     print(text)

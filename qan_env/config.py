@@ -298,10 +298,11 @@ def make_config(preset: str = "paper", **overrides: Any) -> EnvConfig:
 
 
 def instance_config(spec: str, **overrides: Any) -> EnvConfig:
-    """The env of an instance set's split, ``"NAME:SPLIT"``: the set's preset and MDP
-    options, ``instances=spec``, then ``overrides`` on top (of every run of the split)."""
+    """The env of an instance set's split, ``"NAME:SPLIT"``: the set's preset and shared
+    settings, ``instances=spec``, then ``overrides`` on top (of every run of the split)."""
     instance_set, _ = parse_instances(spec)
-    return make_config(instance_set.preset, **{**instance_set.mdp, "instances": spec, **overrides})
+    shared = {**instance_set.shared, "instances": spec, **overrides}
+    return make_config(instance_set.preset, **shared)
 
 
 def config_from_dict(values: dict[str, Any]) -> EnvConfig:

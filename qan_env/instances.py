@@ -2,9 +2,10 @@
 splits, so that a general policy is trained on some runs and judged on others.
 
 An instance is a set of env overrides (the data set, its seed and size, label noise, the
-network, batch size, budget, and the initial lr a user would guess). An instance set adds
-the preset and the MDP options all its instances share; what depends on an instance (the
-decision interval, the held-out split) follows from rules in those options
+network, batch size, budget, the optimizer's momentum, and the initial lr a user would
+guess). An instance set adds the preset and the settings all its instances share (the
+MDP's options among them); what depends on an instance (the decision interval, the
+held-out split) follows from rules in those settings
 (``decisions``, ``heldout_fraction``), the same for every instance, so that the overrides
 of any run, drawn from the set or not, make a valid instance. The test split holds unseen
 combinations inside the training ranges and "far" ones outside them.
@@ -34,12 +35,13 @@ class Instance:
 
 @dataclass(frozen=True)
 class InstanceSet:
-    """A family of runs: the preset and MDP options they share, and the two splits."""
+    """A family of runs: the preset and the settings they share (the MDP, and what every
+    run of the family has in common), and the two splits."""
 
     name: str
     version: int
     preset: str
-    mdp: dict[str, Any] = field(hash=False)
+    shared: dict[str, Any] = field(hash=False)
     train: tuple[Instance, ...]
     test: tuple[Instance, ...]
 
@@ -76,7 +78,7 @@ TINY = InstanceSet(
     name="tiny",
     version=1,
     preset="tiny",
-    mdp={
+    shared={
         "action_mode": "anchored",
         "anchor_factors": (0.25, 0.5, 1.0, 2.0, 4.0),
         "observation": "training",

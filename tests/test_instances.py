@@ -58,7 +58,7 @@ def test_an_instance_given_as_overrides_equals_the_same_one_drawn():
     assert (
         env.episode.config
         == LRScheduleEnv(
-            config=make_config("tiny", **{**INSTANCE_SETS["tiny"].mdp, **drawn.overrides})
+            config=make_config("tiny", **{**INSTANCE_SETS["tiny"].shared, **drawn.overrides})
         ).config
     )
     custom = run_episode(env, Cosine(0.1), seed=5, instance=None)
