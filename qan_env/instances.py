@@ -100,7 +100,62 @@ TINY = InstanceSet(
     ),
 )
 
-INSTANCE_SETS: dict[str, InstanceSet] = {TINY.name: TINY}
+# The general set: small runs whose best cosine peak differs several-fold with the
+# optimizer's momentum, whose user guesses the initial lr, with noisy labels or clean ones
+# (docs/experiments/landscape: the best peak is 0.4 at momentum 0.9 and 1.6 at 0; the
+# batch size, label noise, budget and data set hardly move it). About 15 to 20 s an
+# episode on 2 idle cores.
+_MOMENTA = ({"momentum": 0.9}, {"momentum": 0.5}, {"momentum": 0.0, "nesterov": False})
+_GENERAL_GRID = [
+    {**momentum, "label_noise": noise, "initial_lr": guess, "batch_size": batch}
+    for momentum in _MOMENTA
+    for noise in (0.0, 0.3)
+    for guess in (0.05, 0.1, 0.2)
+    for batch in (128, 256)
+]
+#: Unseen combinations inside the training ranges (each on a data seed no run trains on).
+_GENERAL_INSIDE = [_GENERAL_GRID[i] for i in (1, 10, 15, 20, 26, 33)]
+GENERAL = InstanceSet(
+    name="general",
+    version=1,
+    preset="quick",
+    shared={
+        "action_mode": "anchored",
+        "anchor_factors": (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0),
+        "observation": "training",
+        "reward": "heldout_log_loss",
+        "reward_scale": 1.0,
+        "heldout_fraction": 0.2,
+        "decisions": 16,
+        "synthetic_train_size": 2048,
+        "synthetic_test_size": 1024,
+        "epochs": 8,
+        "eval_every_epochs": 2,
+    },
+    train=_instances(
+        [
+            {**overrides, "synthetic_seed": index % 6}
+            for index, overrides in enumerate(o for o in _GENERAL_GRID if o not in _GENERAL_INSIDE)
+        ]
+    ),
+    test=(
+        *_instances(
+            [{**o, "synthetic_seed": 6 + index % 2} for index, o in enumerate(_GENERAL_INSIDE)]
+        ),
+        *_instances(
+            [
+                {"dataset": "digits", "momentum": 0.9, "initial_lr": 0.1, "epochs": 16},
+                {"momentum": 0.9, "initial_lr": 0.1, "epochs": 16, "synthetic_seed": 8},
+                {"momentum": 0.9, "initial_lr": 0.025, "synthetic_seed": 9},
+                {"momentum": 0.0, "nesterov": False, "initial_lr": 0.8, "synthetic_seed": 10},
+                {"momentum": 0.5, "batch_size": 64, "label_noise": 0.5, "synthetic_seed": 11},
+            ],
+            far=True,
+        ),
+    ),
+)
+
+INSTANCE_SETS: dict[str, InstanceSet] = {TINY.name: TINY, GENERAL.name: GENERAL}
 
 
 def parse(spec: str) -> tuple[InstanceSet, str]:

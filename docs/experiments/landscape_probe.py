@@ -33,6 +33,7 @@ PROBES = {
     "4 epochs": {"epochs": 4},
     "momentum 0": {"momentum": 0.0, "nesterov": False},
     "momentum 0.5": {"momentum": 0.5},
+    "momentum 0.97": {"momentum": 0.97},
 }
 PEAKS = (0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
 
