@@ -11,7 +11,7 @@ from qan_env.evaluation import run_episode
 from qan_env.instances import INSTANCE_SETS, SPLITS
 from qan_env.schedules import Cosine
 
-TINY_BUDGET = {"epochs": 1, "synthetic_train_size": 256, "synthetic_test_size": 64}
+TINY_BUDGET = {"epochs": 1, "synthetic_train_size": 1024, "synthetic_test_size": 64}
 
 
 @pytest.mark.parametrize("name", sorted(INSTANCE_SETS))
@@ -25,7 +25,12 @@ def test_the_splits_are_disjoint_and_the_test_split_has_far_instances(name):
 
 
 @pytest.mark.parametrize(
-    "spec", [f"{name}:{split}" for name in sorted(INSTANCE_SETS) for split in SPLITS]
+    "spec",
+    [
+        pytest.param(f"{name}:{split}", marks=() if name == "tiny" else pytest.mark.slow)
+        for name in sorted(INSTANCE_SETS)
+        for split in SPLITS
+    ],
 )
 def test_every_instance_builds_and_steps_on_a_tiny_budget(spec):
     config = instance_config(spec)
