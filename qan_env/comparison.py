@@ -6,9 +6,10 @@ network and data order) through the same trainer:
 
 - the trained policy, greedy, and a random policy over the same actions;
 - cosine at the instance's initial lr (the user's guess): the normalised score's 0;
-- cosine with one peak tuned on the **train** instances (tuning seeds): "tuned once";
-- cosine tuned on **each test instance** (tuning seeds): the oracle, the score's 1, which
-  costs several runs per task;
+- cosine with one peak tuned on the **train** instances (the first tuning seed of each):
+  "tuned once";
+- cosine tuned on **each test instance** (every tuning seed): the oracle, the score's 1,
+  which costs several runs per task;
 - the tuning-free optimizers (``qan_env.training.optimizers``): schedule-free SGD at 10x
   the initial lr (its authors: 10 to 50 times a classical lr), D-Adaptation and Prodigy
   down a cosine from 1, DoG and LDoG at 1;
@@ -148,15 +149,27 @@ class Comparison:
         self.far = [i.name for i in self.test_env.instances if i.far]
         path = self.output / "results.json"
         if path.is_file() and not self.episodes:  # continue: held episodes are not rerun
-            self.episodes = json.loads(path.read_text())["episodes"]
+            held = json.loads(path.read_text())
+            if held["env"] != self.config.to_dict():
+                raise ValueError(
+                    f"{path} holds a comparison on another env config: continue it with the "
+                    f"settings it was started with, or give another output folder"
+                )
+            self.episodes = held["episodes"]
 
     def run_all(self) -> None:
         """The tuning, every contender, then the replays: each episode only if missing."""
+        # Tuned once: every train instance on the first tuning seed (tens of instances
+        # average the seeds out); the oracle: each test instance on every tuning seed.
         tuning = [
             Task("tuning", f"cosine {peak:g}", name, seed, schedule="cosine", lr=peak)
-            for name in (*self.train_names, *self.test_names)
+            for names, seeds in (
+                (self.train_names, self.tune_seeds[:1]),
+                (self.test_names, self.tune_seeds),
+            )
+            for name in names
             for peak in self.peaks
-            for seed in self.tune_seeds
+            for seed in seeds
         ]
         self._run(tuning, self.train_config)  # its env finds the instances of both splits
         once, oracle = self.tuned_peaks()

@@ -49,3 +49,10 @@ def test_an_interrupted_comparison_continues_without_rerunning_finished_episodes
     comparison(tmp_path, progress=nothing.append).run_all()  # complete: nothing to run
     assert nothing == []
     assert "| cosine |" in resumed.aggregate_table(policy=TUNED_ONCE)
+
+
+def test_a_comparison_on_another_env_config_is_refused(tmp_path):
+    comparison(tmp_path).save()
+    other = instance_config("tiny:test", epochs=3)
+    with pytest.raises(ValueError, match="another env config"):
+        Comparison(other, None, [1000], [0], tmp_path)
