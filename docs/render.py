@@ -271,6 +271,32 @@ def fixed_schedules(path: str) -> str:
     return table(header, rows)
 
 
+def landscape_probe(path: str) -> str:
+    """The probe's mean final test accuracy per configuration and cosine peak (the best in
+    bold), from its JSON lines (``docs/experiments/landscape_probe.py``); a configuration
+    measured at fewer than three peaks (a probe stopped early) is left out."""
+    rows = [json.loads(line) for line in (ROOT / path).read_text().splitlines()]
+    peaks = sorted({row["peak"] for row in rows})
+    table_rows = []
+    for probe in dict.fromkeys(row["probe"] for row in rows):
+        cells = {}
+        for peak in peaks:
+            runs = [r["final_accuracy"] for r in rows if r["probe"] == probe and r["peak"] == peak]
+            cells[peak] = sum(runs) / len(runs) if runs else None
+        if sum(value is not None for value in cells.values()) < 3:
+            continue
+        best = max((value, peak) for peak, value in cells.items() if value is not None)[1]
+        seeds = len({r["seed"] for r in rows if r["probe"] == probe})
+        table_rows.append(
+            [f"{probe} ({seeds} seed{'s' if seeds > 1 else ''})"]
+            + [
+                "" if value is None else (f"**{value:.3f}**" if peak == best else f"{value:.3f}")
+                for peak, value in cells.items()
+            ]
+        )
+    return table(["configuration", *(f"peak {peak:g}" for peak in peaks)], table_rows)
+
+
 RENDERERS: dict[str, Callable[[str], str]] = {
     "comparison": comparison,
     "per-seed": per_seed,
@@ -286,6 +312,7 @@ RENDERERS: dict[str, Callable[[str], str]] = {
     "agent-envs": agent_envs,
     "agent-runs": agent_runs,
     "fixed-schedules": fixed_schedules,
+    "landscape-probe": landscape_probe,
 }
 
 
