@@ -59,6 +59,9 @@ class EnvConfig(TrainingConfig):
     observation: str = "paper"
     """"paper" (weight statistics and lr), "training" (scale-free training signals) or
     "paper+training" (both)."""
+    observe_update: bool = False
+    """With the training observation: add how far each step moved the weights relative to
+    their size, ``log(|dw| / |w|)``, and its change (``qan_env.signals.UpdateRatio``)."""
     reward: str = "train_log_loss"
     """"train_log_loss" (paper eq. 9) or "heldout_log_loss" (the same on the held-out
     set; needs heldout_size > 0)."""
@@ -103,6 +106,9 @@ class EnvConfig(TrainingConfig):
         check_choice(self, "action_mode", ACTION_MODES)
         check_choice(self, "observation", OBSERVATIONS)
         check_choice(self, "reward", REWARDS)
+        check_flag(self, "observe_update")
+        if self.observe_update and "training" not in self.observation:
+            refuse("observe_update", True, "only with the training observation")
         if self.reward == "heldout_log_loss" and self.heldout_size == 0:
             refuse("reward", self.reward, "only with a held-out set: heldout_size > 0 (say 1024)")
         check_float(self, "decay_rate", 0.0, 1.0, low_open=True)

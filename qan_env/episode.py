@@ -30,7 +30,7 @@ from qan_env.features import layer_statistics
 from qan_env.observation import ObservationLayout
 from qan_env.rewards import divergence_penalty, log_loss_decrease
 from qan_env.schedules import SCHEDULES
-from qan_env.signals import TrainingSignals, schedule_signals
+from qan_env.signals import TrainingSignals, UpdateRatio, schedule_signals
 from qan_env.training.run import DeviceData, build_trainer
 from qan_env.validation import refuse
 
@@ -85,6 +85,9 @@ class Episode:
         self._signals = None
         if "signals" in self.layout:
             self._signals = TrainingSignals(heldout=config.uses_heldout_loss)
+        self._update = None
+        if "update" in self.layout:
+            self._update = UpdateRatio(list(self.trainer.model.parameters()))
         self.lr = config.initial_lr
         self.steps = 0
         self.over = True  # until start()
@@ -137,6 +140,8 @@ class Episode:
         self.iterations_left = min(self.config.iterations_per_step, left)
         self._step_losses = []
         self._evaluation = None
+        if self._update is not None:
+            self._update.mark()
 
     def next_chunk(self) -> int:
         """Iterations to train next: the step's rest, split at the epoch's end, where the
@@ -206,6 +211,8 @@ class Episode:
         if self._signals is not None:
             update = self._signals.reset if starting else self._signals.update
             on_device["signals"] = update(losses, trainer.gradient_norm(), heldout)
+        if self._update is not None:
+            on_device["update"] = self._update.reset() if starting else self._update.update()
         sizes = [part.numel() for part in on_device.values()]
         packed = torch.cat([part.float() for part in on_device.values()]).cpu().numpy()
         host = dict(zip(on_device, np.split(packed, np.cumsum(sizes)[:-1]), strict=True))
@@ -218,6 +225,8 @@ class Episode:
             )
             values["last_action"] = self.actions.features(action)
             values["signals"] = host["signals"]
+        if "update" in self.layout:
+            values["update"] = host["update"]
         loss = float(host["loss"][0])
         heldout_loss = float(host["heldout"][0]) if "heldout" in host else None
         return self.layout.pack(values), loss, heldout_loss
@@ -249,6 +258,7 @@ class Episode:
             "previous_loss": self._previous_loss,
             "last_observation": torch.from_numpy(self._last_observation),
             "signals": None if self._signals is None else self._signals.state_dict(),
+            "update": None if self._update is None else self._update.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -266,4 +276,6 @@ class Episode:
                     for name, value in state["signals"].items()
                 }
             )
+        if self._update is not None:
+            self._update.load_state_dict(state["update"])
         self.over = False

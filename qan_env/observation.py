@@ -7,7 +7,8 @@ config's ``observation``:
 - ``lr``: the learning rate of the last step (``paper``);
 - ``schedule``: progress ``t/T`` and ``log(lr / lr0)`` (``training``);
 - ``last_action``: the last action, as the action set describes it (``training``);
-- ``signals``: the loss, gradient and held-out signals (``training``).
+- ``signals``: the loss, gradient and held-out signals (``training``);
+- ``update``: the step's update-to-weight ratio and its change (``observe_update``).
 
 The layout makes the names and packs the values from the same list of blocks, and
 ``pack`` refuses a block whose values do not match its names, so entries cannot shift.
@@ -22,7 +23,7 @@ import numpy as np
 from qan_env.actions import ActionSet
 from qan_env.config import EnvConfig
 from qan_env.features import feature_names
-from qan_env.signals import SCHEDULE_NAMES, signal_names
+from qan_env.signals import SCHEDULE_NAMES, UPDATE_NAMES, signal_names
 
 
 class ObservationLayout:
@@ -38,6 +39,8 @@ class ObservationLayout:
             blocks["schedule"] = SCHEDULE_NAMES
             blocks["last_action"] = actions.feature_names
             blocks["signals"] = signal_names(config.uses_heldout_loss)
+            if config.observe_update:
+                blocks["update"] = UPDATE_NAMES
         self.blocks = blocks
         self.names = tuple(name for names in blocks.values() for name in names)
 

@@ -12,7 +12,9 @@ same on another network, data set or budget:
 - ``loss_window_cv``: std / mean of the last 20 iterations' losses (the noise);
 - ``log_grad_norm``: log of the gradient norm of the step's last iteration, and
   ``grad_norm_change``, its change since the last step;
-- with a held-out set: ``log_heldout_loss`` and ``heldout_loss_change``.
+- with a held-out set: ``log_heldout_loss`` and ``heldout_loss_change``;
+- with ``observe_update``: ``log_update_ratio``, how far the step moved the weights
+  relative to their size, and ``update_ratio_change`` (``UpdateRatio``).
 
 The loss, gradient and held-out parts are computed on the device from the step's losses;
 the env brings them to the host in the step's one copy.
@@ -125,6 +127,45 @@ class TrainingSignals:
         if self.heldout:
             values += [self.log_heldout, heldout_change]
         return torch.stack(values)
+
+
+UPDATE_NAMES = ("log_update_ratio", "update_ratio_change")
+
+
+class UpdateRatio:
+    """How far a step moved the weights, relative to their size: ``log(|w_k - w_{k-1}| /
+    |w_k|)`` over every parameter, and its change since the last step (both 0 at reset,
+    before any step). It reads the lr's real effect, whatever the momentum or the lr's
+    scale: one signal that means the same on runs that want very different lrs."""
+
+    def __init__(self, parameters: list[torch.Tensor]) -> None:
+        self.parameters = parameters
+        self.last = torch.zeros(())
+
+    def _flat(self) -> torch.Tensor:
+        return torch.cat([p.detach().reshape(-1) for p in self.parameters])
+
+    def mark(self) -> None:
+        """Note the weights before a step's iterations."""
+        self.before = self._flat()
+
+    def reset(self) -> torch.Tensor:
+        self.last = torch.zeros((), device=self.parameters[0].device)
+        return torch.zeros(2, device=self.last.device)
+
+    def update(self) -> torch.Tensor:
+        """The signals of the step since ``mark``."""
+        now = self._flat()
+        ratio = torch.linalg.vector_norm(now - self.before) / torch.linalg.vector_norm(now)
+        log_ratio = _log(ratio)
+        change, self.last = log_ratio - self.last, log_ratio
+        return torch.stack([log_ratio, change])
+
+    def state_dict(self) -> dict:
+        return {"last": self.last}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.last = state["last"].to(self.parameters[0].device)
 
 
 def _log(value: torch.Tensor) -> torch.Tensor:

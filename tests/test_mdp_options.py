@@ -266,3 +266,21 @@ def test_the_learning_mdp_is_sized_for_each_preset():
     (observation, info), steps = steps_of(env, lambda step: env.action_names.index("x1"))
     assert len(steps) == env.steps_per_episode == (205 // 32) * 2 // 4
     assert "heldout_loss" in info and np.isfinite(observation).all()
+
+
+def test_the_update_ratio_is_how_far_a_step_moved_the_weights():
+    env = LRScheduleEnv(preset="tiny", observation="training", observe_update=True)
+    names = env.feature_names
+    at = names.index("log_update_ratio")
+    assert names[at + 1] == "update_ratio_change" and at + 2 == len(names)
+    observation, _ = env.reset(seed=0)
+    assert observation[at] == observation[at + 1] == 0.0  # no step yet
+    parameters = list(env.episode.trainer.model.parameters())
+    before = torch.cat([p.detach().reshape(-1) for p in parameters]).clone()
+    observation, *_ = env.step(1)
+    after = torch.cat([p.detach().reshape(-1) for p in parameters])
+    expected = math.log((after - before).norm() / after.norm())
+    assert observation[at] == pytest.approx(expected, rel=1e-5)
+    assert observation[at + 1] == pytest.approx(expected, rel=1e-5)  # its change from 0
+    with pytest.raises(ValueError, match="observe_update=True is not allowed: only with the"):
+        LRScheduleEnv(preset="tiny", observe_update=True)
