@@ -12,7 +12,7 @@ from qan_env.observation import ObservationLayout
 from qan_env.training.run import load_device_data
 
 
-@pytest.mark.parametrize("mdp", ["paper", "learning"])
+@pytest.mark.parametrize("mdp", [pytest.param("paper", marks=pytest.mark.slow), "learning"])
 def test_an_episode_driven_directly_is_the_envs_episode_bit_for_bit(mdp):
     config = make_config("tiny")
     config = make_config("tiny", **(learning_mdp(config) if mdp == "learning" else {}))

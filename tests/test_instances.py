@@ -45,6 +45,7 @@ def test_every_instance_builds_and_steps_on_a_tiny_budget(spec):
         assert env.observation_space.contains(observation)
 
 
+@pytest.mark.slow
 def test_instance_draws_follow_the_seed_and_cover_the_split():
     env = LRScheduleEnv(config=instance_config("tiny:train"))
     names = [env.reset(seed=seed)[1]["instance"] for seed in range(12)]
@@ -53,6 +54,7 @@ def test_instance_draws_follow_the_seed_and_cover_the_split():
     assert set(names) == {i.name for i in env.instances}
 
 
+@pytest.mark.slow
 def test_an_instance_given_as_overrides_equals_the_same_one_drawn():
     env = LRScheduleEnv(config=instance_config("tiny:train"))
     _, info = env.reset(seed=5)
@@ -97,6 +99,7 @@ def test_bad_instance_specs_are_refused_naming_the_field():
         )
 
 
+@pytest.mark.slow
 def test_a_saved_episode_of_an_instance_continues_bit_for_bit(tmp_path):
     config = instance_config("tiny:train")
     first = LRScheduleEnv(config=config)

@@ -73,7 +73,7 @@ def test_schedule_free_is_evaluated_at_its_average_and_dog_on_its_averaged_weigh
 
 @pytest.mark.parametrize(
     "optimizer",
-    ["schedulefree_sgd", *(pytest.param(o, marks=pytest.mark.slow) for o in ("prodigy", "dog"))],
+    [pytest.param(o, marks=pytest.mark.slow) for o in ("schedulefree_sgd", "prodigy", "dog")],
 )
 def test_a_saved_episode_continues_bit_for_bit_with_each_optimizer(tmp_path, optimizer):
     config = make_config("tiny", optimizer=optimizer)
