@@ -107,6 +107,10 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
     first ``reset`` does. ``worker_index=i`` (one env of many, each in its own process)
     turns ``device="auto"`` into GPU ``i % n_gpus``: workers spread over a machine's GPUs.
 
+    ``instances="NAME:SPLIT"`` (``qan_env.instances``) makes every reset draw a run of an
+    instance set's split from its seed, its overrides on top of this config (or take one:
+    ``reset(options={"instance": name_or_overrides})``); ``info["instance"]`` names it.
+
     ``gym.make_vec(id, num_envs=N)`` makes ``N`` of these as one ``VectorEnv``
     (``qan_env.vector_env.LRScheduleVectorEnv``), their runs trained together on a GPU.
 
@@ -191,7 +195,9 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
 
     @property
     def steps_per_episode(self) -> int:
-        """Steps of an episode that does not diverge; known at construction, never changing."""
+        """Steps of an episode that does not diverge; known at construction, never changing.
+        With ``instances``, the base config's: a run's own is
+        ``episode.config.steps_per_episode`` (at most ``decisions``)."""
         return self.config.steps_per_episode
 
     @property
