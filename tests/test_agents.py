@@ -393,7 +393,8 @@ def test_a_checkpoint_save_killed_at_any_moment_leaves_a_whole_checkpoint(
 
 def test_truncate_csv_drops_later_rows_and_a_half_written_one(tmp_path):
     path = tmp_path / "steps.csv"
-    rows = [",".join(CSV_COLUMNS)] + [f"{s},0,0,0,{s},0.1,0,0,2.3," for s in range(1, 7)]
+    filler = ",".join(["0"] * (len(CSV_COLUMNS) - 1))
+    rows = [",".join(CSV_COLUMNS)] + [f"{s},{filler}" for s in range(1, 7)]
     path.write_text("\n".join(rows) + "\n4")  # a kill cut the 7th row after "4"
     truncate_csv(path, steps=4)
     assert path.read_text().splitlines() == rows[:5]
