@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from qan_env import PRESETS, LRScheduleEnv
+from qan_env.comparison import Comparison
 from qan_env.config import config_from_dict
 from qan_env.evaluation import EpisodeRecord, comparison_table
 from qan_env.training.models import parameter_count
@@ -297,6 +298,20 @@ def landscape_probe(path: str) -> str:
     return table(["configuration", *(f"peak {peak:g}" for peak in peaks)], table_rows)
 
 
+def instance_comparison(argument: str) -> str:
+    """A part of an instance comparison's report (``qan_env.comparison``): "FOLDER PART",
+    PART one of per-instance, aggregate, far, tuning."""
+    folder, part = argument.split()
+    held = Comparison.load(ROOT / folder)
+    parts = {
+        "per-instance": held.per_instance_table,
+        "aggregate": held.aggregate_table,
+        "far": lambda: held.aggregate_table(instances=held.far),
+        "tuning": held.tuning_table,
+    }
+    return "\n" + parts[part]()
+
+
 RENDERERS: dict[str, Callable[[str], str]] = {
     "comparison": comparison,
     "per-seed": per_seed,
@@ -313,6 +328,7 @@ RENDERERS: dict[str, Callable[[str], str]] = {
     "agent-runs": agent_runs,
     "fixed-schedules": fixed_schedules,
     "landscape-probe": landscape_probe,
+    "instance-comparison": instance_comparison,
 }
 
 

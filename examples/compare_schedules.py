@@ -289,11 +289,7 @@ def replot(folder: Path) -> None:
     except (FileNotFoundError, KeyError, ValueError) as error:
         raise SystemExit(f"compare_schedules.py --replot: {error}") from error
     if results.get("instances"):
-        run = None if results["run"] is None else Path(results["run"])
-        comparison = Comparison(
-            config, run, results["seeds"], results["tune_seeds"], folder, tuple(results["peaks"])
-        )
-        write_instance_report(comparison)
+        write_instance_report(Comparison.load(folder))
         return
     write_report([EpisodeRecord(**episode) for episode in results["episodes"]], config, folder)
 
@@ -331,18 +327,7 @@ def compare_instances(args: argparse.Namespace) -> None:
 
 def write_instance_report(comparison: Comparison) -> None:
     """``table.md`` and the figures of an instance comparison, from its episodes."""
-    far = comparison.far
-    parts = [
-        "## Per test instance: final test accuracy (mean ± 95% CI over seeds)\n",
-        comparison.per_instance_table(),
-        "\n## All test instances (score 0: cosine at the initial lr; 1: per-instance oracle)\n",
-        comparison.aggregate_table(),
-    ]
-    if far:
-        parts += ["\n## The far test instances alone\n", comparison.aggregate_table(instances=far)]
-    if degenerate := comparison.degenerate():
-        parts.append(f"\nLeft out of the aggregates (oracle no better than cosine): {degenerate}\n")
-    text = "".join(parts)
+    text = comparison.report()
     (comparison.output / "table.md").write_text(text)
     print(text)
     plot_profiles(comparison, comparison.output / "performance_profile.png")

@@ -157,6 +157,15 @@ class Comparison:
                 )
             self.episodes = held["episodes"]
 
+    @classmethod
+    def load(cls, folder: Path) -> Comparison:
+        """The comparison held in ``folder``'s ``results.json``, with its settings."""
+        results = json.loads((folder / "results.json").read_text())
+        run = None if results["run"] is None else Path(results["run"])
+        config = config_from_dict(results["env"])
+        peaks = tuple(results["peaks"])
+        return cls(config, run, results["seeds"], results["tune_seeds"], folder, peaks)
+
     def run_all(self) -> None:
         """The tuning, every contender, then the replays: each episode only if missing."""
         # Tuned once: every train instance on the first tuning seed (tens of instances
@@ -304,6 +313,53 @@ class Comparison:
             far = " (far)" if instance in self.far else ""
             lines.append(f"| {instance}{far} | " + " | ".join(cells) + " |")
         return "\n".join(lines) + "\n"
+
+    def tuning_table(self) -> str:
+        """The set's landscape: a row per instance, the mean final test accuracy of the
+        cosine at each tuned peak over the tuning runs it had (bold: its best peak)."""
+        tuning = self.records("tuning")
+        lines = [
+            "| instance | split | " + " | ".join(f"peak {p:g}" for p in self.peaks) + " |",
+            "|" + " --- |" * (len(self.peaks) + 2),
+        ]
+        for names, split in ((self.train_names, "train"), (self.test_names, "test")):
+            for name in names:
+                means = [
+                    [r.final_accuracy for r in tuning if r.instance == name and r.policy == label]
+                    for label in (f"cosine {peak:g}" for peak in self.peaks)
+                ]
+                means = [statistics.fmean(runs) if runs else math.nan for runs in means]
+                best = max(means, key=lambda m: -math.inf if math.isnan(m) else m)
+                cells = [f"**{m:.3f}**" if m == best else f"{m:.3f}" for m in means]
+                far = " (far)" if name in self.far else ""
+                lines.append(f"| {name}{far} | {split} | " + " | ".join(cells) + " |")
+        return "\n".join(lines) + "\n"
+
+    def report(self) -> str:
+        """``table.md``: the per-instance table, the aggregates over every test instance and
+        over the far ones, and the tuning runs' landscape."""
+        once, _ = self.tuned_peaks()
+        parts = [
+            "## Per test instance: final test accuracy (mean ± 95% CI over seeds)\n\n",
+            self.per_instance_table(),
+            "\n## All test instances (score 0: cosine at the initial lr; 1: per-instance oracle)"
+            "\n\n",
+            self.aggregate_table(),
+        ]
+        if self.far:
+            parts += [
+                "\n## The far test instances alone\n\n",
+                self.aggregate_table(instances=self.far),
+            ]
+        if degenerate := self.degenerate():
+            parts.append(
+                f"\nLeft out of the aggregates (oracle no better than cosine): {degenerate}\n"
+            )
+        parts += [
+            f"\n## Tuning runs (tuned once: peak {once:g}, the best mean over the train split)\n\n",
+            self.tuning_table(),
+        ]
+        return "".join(parts)
 
     def degenerate(self) -> list[str]:
         """Test instances whose oracle is no better than the plain cosine (the guess was

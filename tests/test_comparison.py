@@ -3,10 +3,13 @@ resumed from its results.json without rerunning a finished episode, in worker pr
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import pytest
 
 from qan_env import instance_config
 from qan_env.comparison import COSINE, OPTIMIZER_BASELINES, ORACLE, PLATEAU, TUNED_ONCE, Comparison
+from qan_env.evaluation import EpisodeRecord
 
 pytestmark = pytest.mark.slow  # some dozens of tiny episodes, and processes
 
@@ -49,6 +52,20 @@ def test_an_interrupted_comparison_continues_without_rerunning_finished_episodes
     comparison(tmp_path, progress=nothing.append).run_all()  # complete: nothing to run
     assert nothing == []
     assert "| cosine |" in resumed.aggregate_table(policy=TUNED_ONCE)
+    loaded = Comparison.load(tmp_path)  # what --replot and docs/render.py read
+    assert loaded.episodes == resumed.episodes and loaded.peaks == (0.1, 0.4)
+    assert loaded.report() == resumed.report()
+
+
+def test_the_tuning_table_marks_each_instance_s_best_peak(tmp_path):
+    held = comparison(tmp_path)
+    name = held.train_names[0]
+    for peak, accuracy in ((0.1, 0.5), (0.4, 0.7)):
+        record = EpisodeRecord(f"cosine {peak:g}", 0, name, epochs=[4], test_accuracy=[accuracy])
+        held.episodes.append({"purpose": "tuning", **asdict(record)})
+    row = next(line for line in held.tuning_table().splitlines() if line.startswith(f"| {name} "))
+    assert row.endswith("| train | 0.500 | **0.700** |")
+    assert held.tuned_peaks()[0] == 0.4
 
 
 def test_a_comparison_on_another_env_config_is_refused(tmp_path):
