@@ -324,26 +324,30 @@ def test_dqn_settings_are_sized_from_the_episode_length():
     assert (big["learning_starts"], big["target_update_interval"]) == (1950, 3900)
 
 
-PRETRAINED = ROOT / "agents" / "pretrained" / "quick"
+PRETRAINED = ROOT / "agents" / "pretrained"
+SHIPPED = {"quick": {"preset": "quick"}, "general": {"instances": "general"}}  # their flags
 
 
-def test_the_pretrained_policy_is_the_default_configuration_and_small():
-    run = read_run_config(PRETRAINED)
-    agent = agent_module()
-    assert run.env == agent.env_config(agent.Args(preset="quick"))
+@pytest.mark.parametrize("name", SHIPPED)
+def test_a_pretrained_policy_is_the_default_configuration_and_small(name):
+    folder, agent = PRETRAINED / name, agent_module()
+    run = read_run_config(folder)
+    assert run.env == agent.env_config(agent.Args(**SHIPPED[name]))
     defaults = dataclasses.asdict(agent.Args())
-    for name in ("gamma", "n_steps", "frame_stack", "normalize_reward", "gradient_steps"):
-        assert run.agent[name] == defaults[name], name
+    for setting in ("gamma", "n_steps", "frame_stack", "normalize_reward", "gradient_steps"):
+        assert run.agent[setting] == defaults[setting], setting
     assert run.agent["episodes"] == agent.DEFAULT_EPISODES["quick"]
-    assert sum(path.stat().st_size for path in PRETRAINED.iterdir()) < 5 * 2**20
+    assert sum(path.stat().st_size for path in folder.iterdir()) < 5 * 2**20
 
 
 @pytest.mark.slow
-def test_the_pretrained_policy_evaluates_without_training(tmp_path):
+@pytest.mark.parametrize("name", SHIPPED)
+def test_a_pretrained_policy_evaluates_without_training(tmp_path, name):
+    folder = PRETRAINED / name
     result = run_script(
         "agents/sb3_dqn.py",
         "--evaluate",
-        str(PRETRAINED),
+        str(folder),
         "--env",
         "epochs=1",  # a tiny budget: the policy's env, one epoch long
         "--eval-seeds",
@@ -353,10 +357,10 @@ def test_the_pretrained_policy_evaluates_without_training(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     (record,) = json.loads((tmp_path / "evaluation.json").read_text())
-    steps = with_overrides(read_run_config(PRETRAINED).env, {"epochs": 1}).steps_per_episode
+    steps = with_overrides(read_run_config(folder).env, {"epochs": 1}).steps_per_episode
     assert record["seed"] == 1000 and len(record["actions"]) == steps
     assert 0.0 < record["final_test_accuracy"] <= 1.0
-    assert not (PRETRAINED / "evaluation.json").exists()  # the repo's folder is left alone
+    assert not (folder / "evaluation.json").exists()  # the repo's folder is left alone
 
 
 def make_checkpoint(folder, steps: int, complete: bool = True):
