@@ -330,14 +330,15 @@ def write_instance_report(comparison: Comparison) -> None:
     text = comparison.report()
     (comparison.output / "table.md").write_text(text)
     print(text)
-    plot_profiles(comparison, comparison.output / "performance_profile.png")
+    if comparison.scored():  # a profile needs an instance with every seed of every contender
+        plot_profiles(comparison, comparison.output / "performance_profile.png")
     print(f"wrote {comparison.output}: results.json, table.md, performance_profile.png")
 
 
 def plot_profiles(comparison: Comparison, path: Path) -> None:
     """rliable's performance profiles: the share of (instance, seed) runs above each score."""
     records = comparison.records()
-    chosen = set(comparison.test_names) - set(comparison.degenerate())
+    chosen = comparison.scored()
     records = [r for r in records if r.instance in chosen]
     names = list(dict.fromkeys(r.policy for r in records))
     scores = {name: score_matrix(records, name, COSINE, ORACLE) for name in names}

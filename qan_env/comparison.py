@@ -351,6 +351,8 @@ class Comparison:
                 "\n## The far test instances alone\n\n",
                 self.aggregate_table(instances=self.far),
             ]
+        if incomplete := self.incomplete():
+            parts.append(f"\nLeft out of the aggregates (not every seed run yet): {incomplete}\n")
         if degenerate := self.degenerate():
             parts.append(
                 f"\nLeft out of the aggregates (oracle no better than cosine): {degenerate}\n"
@@ -379,13 +381,34 @@ class Comparison:
             )
         ]
 
+    def incomplete(self) -> list[str]:
+        """Test instances on which some contender lacks a seed (a comparison still running):
+        the aggregates leave them out until it finishes."""
+        records = self.records()
+        seeds = set(self.seeds)
+        return [
+            name
+            for name in self.test_names
+            if any(
+                {r.seed for r in records if r.policy == policy and r.instance == name} != seeds
+                for policy in self.contenders()
+            )
+        ]
+
+    def scored(self, instances: list[str] | None = None) -> set[str]:
+        """The instances a normalised score aggregates: ``instances`` (default: every test
+        instance) less the degenerate and the incomplete ones."""
+        left_out = set(self.degenerate()) | set(self.incomplete())
+        return set(instances or self.test_names) - left_out
+
     def aggregate_table(self, policy: str = TRAINED, instances: list[str] | None = None) -> str:
         """A row per contender: the IQM of the normalised score with its interval, the
         probability that ``policy`` beats it, and ``policy``'s median speed-up to its final
-        accuracy; over ``instances`` (default: every test instance), less the degenerate
-        ones."""
-        chosen = set(instances or self.test_names) - set(self.degenerate())
+        accuracy; over ``scored(instances)``."""
+        chosen = self.scored(instances)
         records = [r for r in self.records() if r.instance in chosen]
+        if not records:
+            return "No test instance has every contender on every seed yet.\n"
         names = list(dict.fromkeys(r.policy for r in records))
         scores = {name: score_matrix(records, name, COSINE, ORACLE) for name in names}
         iqm = iqm_with_interval(scores)

@@ -103,9 +103,9 @@ TINY = InstanceSet(
 
 # The general set: small runs whose best cosine peak differs several-fold with the
 # optimizer's momentum, whose user guesses the initial lr, with noisy labels or clean ones
-# (docs/experiments/landscape: the best peak is 0.4 at momentum 0.9 and 1.6 at 0; the
-# batch size, label noise, budget and data set hardly move it). About 15 to 20 s an
-# episode on 2 idle cores.
+# (the probe in docs/agent_design.md chose the knobs; the set's own landscape, its best
+# peak per instance, is the tuning table of docs/results.md). About 12 to 20 s an episode
+# on 2 idle cores.
 _MOMENTA = ({"momentum": 0.9}, {"momentum": 0.5}, {"momentum": 0.0, "nesterov": False})
 _GENERAL_GRID = [
     {**momentum, "label_noise": noise, "initial_lr": guess, "batch_size": batch}

@@ -73,3 +73,23 @@ def test_a_comparison_on_another_env_config_is_refused(tmp_path):
     other = instance_config("tiny:test", epochs=3)
     with pytest.raises(ValueError, match="another env config"):
         Comparison(other, None, [1000], [0], tmp_path)
+
+
+def test_an_instance_with_a_missing_seed_is_left_out_of_the_aggregates(tmp_path):
+    held = Comparison(instance_config("tiny:test"), None, [1000, 1001], [0], tmp_path)
+    first, second = held.test_names
+    for name, seeds in ((first, (1000, 1001)), (second, (1000,))):
+        for seed in seeds:
+            for policy, accuracy in ((COSINE, 0.5), (ORACLE, 0.7), (TUNED_ONCE, 0.6)):
+                record = EpisodeRecord(policy, seed, name, epochs=[4], test_accuracy=[accuracy])
+                held.episodes.append({"purpose": "evaluation", **asdict(record)})
+    assert held.incomplete() == [second] and held.scored() == {first}
+    assert "not every seed run yet" in held.report()
+    rows = held.aggregate_table(policy=TUNED_ONCE).splitlines()[2:]
+    assert [row.split(" | ")[0] for row in rows] == [
+        f"| {COSINE}",
+        f"| {ORACLE}",
+        f"| {TUNED_ONCE}",
+    ]
+    held.episodes = [e for e in held.episodes if e["instance"] == second]
+    assert held.aggregate_table().startswith("No test instance has every contender")
