@@ -271,8 +271,16 @@ class Comparison:
             initializer=_start_worker,
             initargs=arguments,
         ) as pool:
-            futures = [pool.submit(run_task, task, replays or {}) for task in missing]
+            futures = {pool.submit(run_task, task, replays or {}): task for task in missing}
             for future in concurrent.futures.as_completed(futures):
+                if (error := future.exception()) is not None:
+                    # not run the queued episodes before saying so (what leaving the pool
+                    # would do): the finished ones are saved, a rerun continues from them
+                    pool.shutdown(cancel_futures=True)
+                    task = futures[future]
+                    raise RuntimeError(
+                        f"{task.contender} on {task.instance}, seed {task.seed}: {error!r}"
+                    ) from error
                 self._landed(future.result())
 
     def _landed(self, episode: dict) -> None:

@@ -101,3 +101,16 @@ def test_runs_of_another_optimizer_are_not_batched():
 def test_an_unknown_optimizer_is_refused_naming_the_field():
     with pytest.raises(ValueError, match=r"optimizer='adam' is not allowed: one of \('sgd'"):
         make_config("tiny", optimizer="adam")
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "schedulefree_sgd", "dadapt_sgd"])
+def test_a_run_without_momentum_trains_with_each_momentum_optimizer(optimizer):
+    """Schedule-free SGD refuses momentum 0; on such a run it keeps its own default."""
+    trainer = build_trainer(
+        make_config("tiny", optimizer=optimizer, momentum=0.0, nesterov=False),
+        load_device_data(make_config("tiny")),
+        np.random.default_rng(0),
+    )
+    trainer.train(2, lr_of(optimizer))
+    (group,) = trainer.optimizer.param_groups
+    assert group["momentum"] == (0.9 if optimizer == "schedulefree_sgd" else 0.0)

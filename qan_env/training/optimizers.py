@@ -8,8 +8,9 @@ Prodigy and DoG estimate themselves (their authors: 1.0, with the schedule one w
 anyway for D-Adaptation and Prodigy, a cosine; constant for DoG).
 
 - ``sgd`` (torch): the config's momentum, Nesterov and weight decay.
-- ``schedulefree_sgd`` (``schedulefree.SGDScheduleFree``): the config's momentum and weight
-  decay, warm-up over the first 5% of the run; evaluated at its average ``x``, with the
+- ``schedulefree_sgd`` (``schedulefree.SGDScheduleFree``): the config's momentum (its
+  interpolation between the iterate and the average; where the config's is 0, which the
+  library refuses, its default 0.9) and weight decay, warm-up over the first 5% of the run; evaluated at its average ``x``, with the
   batch-norm statistics re-estimated there (its README's caveat for batch norm).
 - ``dadapt_sgd`` (``dadaptation.DAdaptSGD``): the config's momentum and weight decay.
 - ``prodigy`` (``prodigyopt.Prodigy``): its defaults (Adam betas, decoupled weight decay),
@@ -39,6 +40,8 @@ WARMUP_SHARE = 0.05
 RECALIBRATION_BATCHES = 8
 PRODIGY_WEIGHT_DECAY = 0.01
 DOG_REPS_REL = 1e-4
+#: Schedule-free SGD's own default momentum, for a run whose SGD has none.
+SCHEDULEFREE_MOMENTUM = 0.9
 #: Optimizers whose step fails at lr 0 (D-Adaptation's reads a sum it only makes when
 #: lr > 0); at lr 0 the trainer skips their step, which would not move the weights anyway.
 NO_STEP_AT_ZERO_LR = ("dadapt_sgd",)
@@ -73,7 +76,7 @@ def build_optimizer(config: TrainingConfig, model: nn.Module) -> torch.optim.Opt
         return schedulefree.SGDScheduleFree(
             params,
             lr=1.0,
-            momentum=config.momentum,
+            momentum=config.momentum or SCHEDULEFREE_MOMENTUM,
             weight_decay=config.weight_decay,
             warmup_steps=warmup,
         )
