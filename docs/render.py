@@ -305,7 +305,7 @@ def instance_comparison(argument: str) -> str:
     held = Comparison.load(ROOT / folder)
     parts = {
         "per-instance": held.per_instance_table,
-        "aggregate": held.aggregate_table,
+        "aggregate": lambda: held.aggregate_table() + "\n" + held.coverage(),
         "far": lambda: held.aggregate_table(instances=held.far),
         "tuning": held.tuning_table,
     }

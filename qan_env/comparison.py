@@ -359,12 +359,7 @@ class Comparison:
                 "\n## The far test instances alone\n\n",
                 self.aggregate_table(instances=self.far),
             ]
-        if incomplete := self.incomplete():
-            parts.append(f"\nLeft out of the aggregates (not every seed run yet): {incomplete}\n")
-        if degenerate := self.degenerate():
-            parts.append(
-                f"\nLeft out of the aggregates (oracle no better than cosine): {degenerate}\n"
-            )
+        parts.append("\n" + self.coverage())
         parts += [
             f"\n## Tuning runs (tuned once: peak {once:g}, the best mean over the train split)\n\n",
             self.tuning_table(),
@@ -402,6 +397,16 @@ class Comparison:
                 for policy in self.contenders()
             )
         ]
+
+    def coverage(self) -> str:
+        """Which test instances the aggregates score, and why any is left out."""
+        incomplete, degenerate = self.incomplete(), self.degenerate()
+        text = f"Scored over {len(self.scored())} of {len(self.test_names)} test instances."
+        if incomplete:
+            text += f" Not every seed run yet (the comparison continues): {', '.join(incomplete)}."
+        if degenerate:
+            text += f" Oracle no better than the cosine: {', '.join(degenerate)}."
+        return text + "\n"
 
     def scored(self, instances: list[str] | None = None) -> set[str]:
         """The instances a normalised score aggregates: ``instances`` (default: every test

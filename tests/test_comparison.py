@@ -84,7 +84,8 @@ def test_an_instance_with_a_missing_seed_is_left_out_of_the_aggregates(tmp_path)
                 record = EpisodeRecord(policy, seed, name, epochs=[4], test_accuracy=[accuracy])
                 held.episodes.append({"purpose": "evaluation", **asdict(record)})
     assert held.incomplete() == [second] and held.scored() == {first}
-    assert "not every seed run yet" in held.report()
+    assert f"Not every seed run yet (the comparison continues): {second}." in held.report()
+    assert held.coverage().startswith("Scored over 1 of 2 test instances.")
     rows = held.aggregate_table(policy=TUNED_ONCE).splitlines()[2:]
     assert [row.split(" | ")[0] for row in rows] == [
         f"| {COSINE}",

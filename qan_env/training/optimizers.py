@@ -10,8 +10,9 @@ anyway for D-Adaptation and Prodigy, a cosine; constant for DoG).
 - ``sgd`` (torch): the config's momentum, Nesterov and weight decay.
 - ``schedulefree_sgd`` (``schedulefree.SGDScheduleFree``): the config's momentum (its
   interpolation between the iterate and the average; where the config's is 0, which the
-  library refuses, its default 0.9) and weight decay, warm-up over the first 5% of the run; evaluated at its average ``x``, with the
-  batch-norm statistics re-estimated there (its README's caveat for batch norm).
+  library refuses, its default 0.9) and weight decay, warm-up over the first 5% of the run;
+  evaluated at its average ``x``, with the batch-norm statistics re-estimated there (its
+  README's caveat for batch norm).
 - ``dadapt_sgd`` (``dadaptation.DAdaptSGD``): the config's momentum and weight decay.
 - ``prodigy`` (``prodigyopt.Prodigy``): its defaults (Adam betas, decoupled weight decay),
   weight decay 0.01, AdamW's usual value (its README's list: 0, 0.001, 0.01, 0.1).
