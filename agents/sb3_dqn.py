@@ -312,13 +312,16 @@ def run_evaluation(args: Args) -> None:
     for record in evaluate(env, [policy], list(args.eval_seeds)):
         final = record.test_accuracy[-1] if record.test_accuracy else math.nan
         counts = ", ".join(f"{name} {record.actions.count(i)}" for i, name in enumerate(names))
+        run = "" if record.instance is None else f" on {record.instance}"
         print(
-            f"seed {record.seed}: return {record.episode_return:+.5f}, final test accuracy "
-            f"{final:.3f}, actions: {counts}"
+            f"seed {record.seed}{run}: return {record.episode_return:+.5f}, final test "
+            f"accuracy {final:.3f}, actions: {counts}"
         )
         results.append(
             {
                 "seed": record.seed,
+                "instance": record.instance,  # drawn from the seed, with --instances
+                "diverged": record.diverged,
                 "return": record.episode_return,
                 "final_test_accuracy": final,
                 "actions": record.actions,

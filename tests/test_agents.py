@@ -357,8 +357,11 @@ def test_a_pretrained_policy_evaluates_without_training(tmp_path, name):
     )
     assert result.returncode == 0, result.stderr
     (record,) = json.loads((tmp_path / "evaluation.json").read_text())
-    steps = with_overrides(read_run_config(folder).env, {"epochs": 1}).steps_per_episode
-    assert record["seed"] == 1000 and len(record["actions"]) == steps
+    env = LRScheduleEnv(config=with_overrides(read_run_config(folder).env, {"epochs": 1}))
+    run = env.config_of(record["instance"]) if record["instance"] else env.config
+    steps = run.steps_per_episode  # a general run's drawn instance sets its own
+    assert record["seed"] == 1000 and not record["diverged"]
+    assert len(record["actions"]) == steps
     assert 0.0 < record["final_test_accuracy"] <= 1.0
     assert not (folder / "evaluation.json").exists()  # the repo's folder is left alone
 
