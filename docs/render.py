@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import importlib
 import inspect
 import json
@@ -298,6 +299,7 @@ def landscape_probe(path: str) -> str:
     return table(["configuration", *(f"peak {peak:g}" for peak in peaks)], table_rows)
 
 
+@functools.cache  # a comparison's aggregates bootstrap for minutes: once per block text
 def instance_comparison(argument: str) -> str:
     """A part of an instance comparison's report (``qan_env.comparison``): "FOLDER PART",
     PART one of per-instance, aggregate, far, tuning."""
