@@ -11,10 +11,11 @@ a run reaches an accuracy.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import statistics
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 from rliable import library as rly
@@ -60,17 +61,30 @@ def score_matrix(records: Sequence[EpisodeRecord], policy: str, low: str, high: 
     return np.array(columns, dtype=np.float64).T
 
 
+@contextlib.contextmanager
+def _bootstrap_seeded(seed: int) -> Iterator[None]:
+    """NumPy's global generator seeded with ``seed`` for the block, then put back as it was.
+
+    rliable's ``StratifiedBootstrap`` draws its resamples with ``np.random.choice``, the
+    global generator, whatever ``random_state`` it is handed; seeding that generator is what
+    makes an interval the same number on every run and every machine."""
+    saved = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        with warnings.catch_warnings():  # arch deprecates the RandomState rliable passes
+            warnings.filterwarnings("ignore", message="random_state is deprecated")
+            yield
+    finally:
+        np.random.set_state(saved)
+
+
 def _estimates(
     score_dict: dict, func: Callable[..., float | np.ndarray], seed: int
 ) -> dict[str, tuple[float, float, float]]:
     """rliable's point estimate of ``func`` and its stratified-bootstrap 95% interval, per
-    entry of ``score_dict``, drawn from a generator seeded with ``seed``: the same numbers
-    on every run of a comparison."""
-    with warnings.catch_warnings():  # arch deprecates the RandomState that rliable passes
-        warnings.filterwarnings("ignore", message="random_state is deprecated")
-        point, interval = rly.get_interval_estimates(
-            score_dict, func, reps=BOOTSTRAP_REPS, random_state=np.random.RandomState(seed)
-        )
+    entry of ``score_dict``, the resamples drawn from ``seed``."""
+    with _bootstrap_seeded(seed):
+        point, interval = rly.get_interval_estimates(score_dict, func, reps=BOOTSTRAP_REPS)
     return {
         name: (
             float(np.ravel(point[name])[0]),
@@ -98,10 +112,11 @@ def probability_of_improvement(
 
 
 def performance_profile(
-    scores: dict[str, np.ndarray], taus: np.ndarray
+    scores: dict[str, np.ndarray], taus: np.ndarray, seed: int = 0
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """rliable's score distributions: the share of runs above each ``tau``, and intervals."""
-    return rly.create_performance_profile(scores, taus, reps=BOOTSTRAP_REPS)
+    with _bootstrap_seeded(seed):
+        return rly.create_performance_profile(scores, taus, reps=BOOTSTRAP_REPS)
 
 
 def iterations_to_target(record: EpisodeRecord, target: float, per_epoch: int) -> float:
