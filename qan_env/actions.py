@@ -7,6 +7,10 @@
   around 1 (bounded multiplicative control, as in Xu et al. 2019).
 - ``anchored``: ``lr = base(t) * m``, a fixed schedule (cosine by default) times the
   chosen factor; ``m = 1`` at every step is the base schedule itself (as in SOLAR).
+- ``relative``: ``lr = base(t) * M``, the multiplier ``M`` (1 at the start) moved by the
+  chosen factor and bounded, ``M <- clip(M * m, M_min, M_max)``: the factor ``1`` holds
+  the schedule's level, so that a constant multiplier is one repeated choice and a change
+  of level lasts until it is undone.
 
 Each set names its actions and describes the last action for the training observation:
 the paper set as a one-hot vector, the factor sets as ``log m``.
@@ -24,7 +28,7 @@ import numpy as np
 from qan_env.schedules import LRSchedule
 
 DECAY, RESTART, KEEP = 0, 1, 2
-ACTION_MODES = ("paper", "scale", "anchored")
+ACTION_MODES = ("paper", "scale", "anchored", "relative")
 
 
 class ActionSet(abc.ABC):
@@ -130,3 +134,25 @@ class AnchoredActions(_FactorActions):
 
     def next_lr(self, action: int, lr: float, step: int) -> float:
         return self.base(step, self.total_steps) * self.factors[action]
+
+
+@dataclass(frozen=True)
+class RelativeActions(_FactorActions):
+    """``lr = base(step, total_steps) * M``, ``M <- clip(M * m, low, high)`` from ``M = 1``.
+
+    ``M`` is read back from the last lr (``lr / base(step - 1)``), so the set keeps no state
+    and an episode restored from its lr goes on with the same multiplier."""
+
+    factors: tuple[float, ...]
+    base: LRSchedule
+    total_steps: int
+    low: float
+    high: float
+
+    def multiplier(self, lr: float, step: int) -> float:
+        """The multiplier the lr of step ``step - 1`` had (1 before the first step)."""
+        return 1.0 if step == 0 else lr / self.base(step - 1, self.total_steps)
+
+    def next_lr(self, action: int, lr: float, step: int) -> float:
+        level = self.multiplier(lr, step) * self.factors[action]
+        return self.base(step, self.total_steps) * min(max(level, self.low), self.high)

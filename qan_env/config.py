@@ -54,8 +54,9 @@ class EnvConfig(TrainingConfig):
     """"NAME:SPLIT" of an instance set (``qan_env.instances``): every reset draws one of
     its runs from the seed, on top of this config; None: this config's run every time."""
     action_mode: str = "paper"
-    """"paper" (decay / restart), "scale" (lr times a factor, bounded) or "anchored" (a
-    fixed schedule times a factor)."""
+    """"paper" (decay / restart), "scale" (lr times a factor, bounded), "anchored" (a
+    fixed schedule times a factor) or "relative" (a fixed schedule times a multiplier that
+    each action moves by a factor)."""
     observation: str = "paper"
     """"paper" (weight statistics and lr), "training" (scale-free training signals) or
     "paper+training" (both)."""
@@ -74,16 +75,18 @@ class EnvConfig(TrainingConfig):
     lr_floor: float = 0.0
     """Paper actions: none takes the lr below this."""
     scale_factors: tuple[float, ...] = (1 / 1.5, 1.0, 1.5)
-    """Scale actions: the factors the lr can be multiplied by."""
+    """Scale actions: the factors the lr can be multiplied by; relative actions: the
+    factors the multiplier can be."""
     lr_min: float = 1e-4
     """Scale actions: the lowest lr."""
     lr_max: float = 1.0
     """Scale actions: the highest lr."""
     anchor_schedule: str = "cosine"
-    """Anchored actions: the base schedule over the episode, from ``initial_lr``, one of
-    ``qan_env.schedules.SCHEDULES``."""
+    """Anchored and relative actions: the base schedule over the episode, from
+    ``initial_lr``, one of ``qan_env.schedules.SCHEDULES``."""
     anchor_factors: tuple[float, ...] = (0.5, 0.71, 1.0, 1.41, 2.0)
-    """Anchored actions: the factors the base schedule's lr can be multiplied by."""
+    """Anchored actions: the factors the base schedule's lr can be multiplied by; relative
+    actions: the multiplier's range, from the smallest to the largest."""
     reward_scale: float | None = None
     """c in r_k = -c (log L_k - log L_{k-1}); None: 1 / (T - 1), T the episode's iterations."""
     monitored_layers: str | tuple[str, ...] = "first_conv"

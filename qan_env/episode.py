@@ -24,7 +24,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from qan_env.actions import ActionSet, AnchoredActions, PaperActions, ScaleActions
+from qan_env.actions import (
+    ActionSet,
+    AnchoredActions,
+    PaperActions,
+    RelativeActions,
+    ScaleActions,
+)
 from qan_env.config import EnvConfig
 from qan_env.features import layer_statistics
 from qan_env.observation import ObservationLayout
@@ -39,9 +45,12 @@ def make_actions(config: EnvConfig) -> ActionSet:
     """The action set ``config.action_mode`` names, with the config's values."""
     if config.action_mode == "scale":
         return ScaleActions(config.scale_factors, config.lr_min, config.lr_max)
+    base = SCHEDULES[config.anchor_schedule](config.initial_lr)
     if config.action_mode == "anchored":
-        base = SCHEDULES[config.anchor_schedule](config.initial_lr)
         return AnchoredActions(config.anchor_factors, base, config.steps_per_episode)
+    if config.action_mode == "relative":
+        low, high = min(config.anchor_factors), max(config.anchor_factors)
+        return RelativeActions(config.scale_factors, base, config.steps_per_episode, low, high)
     return PaperActions(
         config.decay_rate, config.effective_restart_lr, config.keep_action, config.lr_floor
     )

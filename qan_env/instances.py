@@ -116,13 +116,16 @@ _GENERAL_GRID = [
 ]
 #: Unseen combinations inside the training ranges (each on a data seed no run trains on).
 _GENERAL_INSIDE = [_GENERAL_GRID[i] for i in (1, 10, 15, 20, 26, 33)]
+# Version 2: relative actions (halve, hold or double a cosine's multiplier, from 1/4 to 16
+# times the guess); version 1 chose the factor afresh at every step (anchored).
 GENERAL = InstanceSet(
     name="general",
-    version=1,
+    version=2,
     preset="quick",
     shared={
-        "action_mode": "anchored",
-        "anchor_factors": (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0),
+        "action_mode": "relative",
+        "scale_factors": (0.5, 1.0, 2.0),
+        "anchor_factors": (0.25, 16.0),
         "observation": "training",
         "observe_update": True,
         "reward": "heldout_log_loss",

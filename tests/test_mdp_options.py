@@ -33,6 +33,7 @@ FAST = {
     ("paper", "paper", "train_log_loss"),
     ("scale", "training", "heldout_log_loss"),
     ("anchored", "paper+training", "heldout_log_loss"),
+    ("relative", "training", "train_log_loss"),
 }
 COMBINATIONS = [
     pytest.param(*combination, marks=() if combination in FAST else pytest.mark.slow)
@@ -97,6 +98,37 @@ def test_anchored_multiplies_the_chosen_base_schedule():
     for step, (*_, info) in enumerate(steps):
         expected = base(step, env.steps_per_episode) * factors[step % len(factors)]
         assert info["lr"] == expected
+
+
+def test_relative_holding_its_level_is_the_base_schedule_bit_for_bit():
+    env = LRScheduleEnv(preset="tiny", action_mode="relative", iterations_per_step=3)
+    hold = env.action_names.index("x1")
+    _, held = steps_of(env, lambda step: hold, seed=2)
+    base = run_episode(env, Cosine(env.config.initial_lr), seed=2)
+    assert [s[4]["lr"] for s in held] == pytest.approx(base.lrs, rel=1e-12)
+    assert [s[4]["train_loss"] for s in held] == pytest.approx(base.train_losses, rel=1e-6)
+
+
+def test_relative_moves_a_bounded_multiplier_that_lasts_until_undone():
+    env = LRScheduleEnv(
+        preset="tiny",
+        action_mode="relative",
+        anchor_schedule="wrn_step",
+        scale_factors=(0.5, 1.0, 2.0),
+        anchor_factors=(0.25, 4.0),
+        epochs=4,
+    )
+    down, hold, up = 0, 1, 2
+    actions = [up, up, up, hold, up, down] + [down] * 6 + [hold, up] * 20
+    _, steps = steps_of(env, lambda step: actions[step])
+    base = StepDecay(env.config.initial_lr)
+    level = 1.0
+    for step, (*_, info) in enumerate(steps):
+        level = min(max(level * env.config.scale_factors[actions[step]], 0.25), 4.0)
+        assert info["lr"] == pytest.approx(base(step, env.steps_per_episode) * level)
+    levels = [info["lr"] / base(k, env.steps_per_episode) for k, (*_, info) in enumerate(steps)]
+    assert levels[:6] == pytest.approx([2, 4, 4, 4, 4, 2])  # the ceiling holds a step up
+    assert min(levels) == pytest.approx(0.25)  # and the floor a step down
 
 
 def test_scale_stays_within_its_bounds_and_reaches_them():
@@ -226,7 +258,7 @@ def test_the_last_action_is_in_the_observation():
 @pytest.mark.parametrize(
     "field, value, allowed",
     [
-        ("action_mode", "greedy", r"one of \('paper', 'scale', 'anchored'\)"),
+        ("action_mode", "greedy", r"one of \('paper', 'scale', 'anchored', 'relative'\)"),
         ("observation", "pixels", "one of"),
         ("reward", "accuracy", "one of"),
         ("scale_factors", (), "non-empty list"),
