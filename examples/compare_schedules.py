@@ -99,6 +99,12 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--instances", metavar="NAME:test", help="an instance set's test split")
     parser.add_argument("--workers", type=int, default=1, help="processes (--instances)")
+    parser.add_argument(
+        "--baselines-from",
+        type=Path,
+        metavar="DIR",
+        help="take DIR's tuning and baseline episodes (--instances; a new policy, same runs)",
+    )
     args = parser.parse_args()
     if args.run is not None and args.replot is not None:
         parser.error("give --run RUN_DIR (to compare) or --replot DIR (to redraw), not both")
@@ -317,6 +323,12 @@ def compare_instances(args: argparse.Namespace) -> None:
             flush=True,
         ),
     )
+    if args.baselines_from:
+        try:
+            taken = comparison.adopt_baselines(args.baselines_from)
+        except (FileNotFoundError, ValueError) as error:
+            raise SystemExit(f"compare_schedules.py --baselines-from: {error}") from error
+        print(f"took {taken} tuning and baseline episodes from {args.baselines_from}")
     print(
         f"{config.instances}: {len(comparison.test_names)} test instances, seeds {args.seeds}, "
         f"{len(comparison.episodes)} episodes already in {output / 'results.json'}"

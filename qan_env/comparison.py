@@ -64,6 +64,27 @@ OPTIMIZER_BASELINES = (
 )
 
 
+#: Settings that shape only what a policy sees and does, never a run that a schedule or an
+#: optimizer drives: comparisons that differ in these alone share their baseline episodes.
+POLICY_SETTINGS = (
+    "action_mode",
+    "observation",
+    "observe_update",
+    "decay_rate",
+    "restart_lr",
+    "keep_action",
+    "lr_floor",
+    "scale_factors",
+    "lr_min",
+    "lr_max",
+    "anchor_schedule",
+    "anchor_factors",
+    "monitored_layers",
+)
+#: The contenders whose episodes depend on the policy or on its action set.
+POLICY_CONTENDERS = (TRAINED, "random", REPLAY)
+
+
 @dataclass(frozen=True)
 class Task:
     """One episode: a contender on an instance and a seed, for a purpose."""
@@ -166,6 +187,41 @@ class Comparison:
         peaks = tuple(results["peaks"])
         return cls(config, run, results["seeds"], results["tune_seeds"], folder, peaks)
 
+    def adopt_baselines(self, source: Path) -> int:
+        """Take from the comparison in ``source`` every episode that no policy shapes (the
+        tuning and the baselines), so that a new policy is judged on the same baseline runs
+        without running them again; returns how many were taken. ``source`` must be on the
+        same instances, seeds and peaks, its env differing in ``POLICY_SETTINGS`` only."""
+        held = json.loads((source / "results.json").read_text())
+        mine = self.config.to_dict()
+        differ = sorted(
+            key
+            for key in set(mine) | set(held["env"])
+            if mine.get(key) != held["env"].get(key) and key not in POLICY_SETTINGS
+        )
+        if differ:
+            raise ValueError(
+                f"{source} ran another training run: its env differs in {', '.join(differ)}; "
+                f"only these may differ: {', '.join(POLICY_SETTINGS)}"
+            )
+        for name, value in (
+            ("seeds", self.seeds),
+            ("tune_seeds", self.tune_seeds),
+            ("peaks", list(self.peaks)),
+        ):
+            if held[name] != value:
+                raise ValueError(f"{source} has {name} {held[name]}, this comparison {value}")
+        done = {(e["purpose"], e["policy"], e["instance"], e["seed"]) for e in self.episodes}
+        taken = [
+            e
+            for e in held["episodes"]
+            if e["policy"] not in POLICY_CONTENDERS
+            and (e["purpose"], e["policy"], e["instance"], e["seed"]) not in done
+        ]
+        self.episodes.extend(taken)
+        self.save()
+        return len(taken)
+
     def run_all(self) -> None:
         """The tuning, every contender, then the replays: each episode only if missing."""
         # Tuned once: every train instance on the first tuning seed (tens of instances
@@ -240,16 +296,19 @@ class Comparison:
         return once, oracle
 
     def mean_lrs(self) -> dict[str, list[float]]:
-        """The trained policy's mean lr per step on each test instance (whole episodes)."""
+        """The trained policy's mean lr curve on each test instance it ran: per step, the
+        mean over its episodes that reached the step; after the last step any reached (all
+        of them diverged), the last mean held, so that every run has its replay."""
         result = {}
         for name in self.test_names:
-            runs = [
-                r.lrs
-                for r in self.records()
-                if r.policy == TRAINED and r.instance == name and not r.diverged
-            ]
-            if runs and len({len(lrs) for lrs in runs}) == 1:
-                result[name] = np.mean(runs, axis=0).tolist()
+            runs = [r.lrs for r in self.records() if r.policy == TRAINED and r.instance == name]
+            if not any(runs):
+                continue
+            curve: list[float] = []
+            for step in range(self.test_env.config_of(name).steps_per_episode):
+                reached = [lrs[step] for lrs in runs if len(lrs) > step]
+                curve.append(statistics.fmean(reached) if reached else curve[-1])
+            result[name] = curve
         return result
 
     def _run(self, tasks: list[Task], config: EnvConfig, replays: dict | None = None) -> None:

@@ -8,7 +8,16 @@ from dataclasses import asdict
 import pytest
 
 from qan_env import instance_config
-from qan_env.comparison import COSINE, OPTIMIZER_BASELINES, ORACLE, PLATEAU, TUNED_ONCE, Comparison
+from qan_env.comparison import (
+    COSINE,
+    OPTIMIZER_BASELINES,
+    ORACLE,
+    PLATEAU,
+    REPLAY,
+    TRAINED,
+    TUNED_ONCE,
+    Comparison,
+)
 from qan_env.evaluation import EpisodeRecord
 
 pytestmark = pytest.mark.slow  # some dozens of tiny episodes, and processes
@@ -94,3 +103,46 @@ def test_an_instance_with_a_missing_seed_is_left_out_of_the_aggregates(tmp_path)
     ]
     held.episodes = [e for e in held.episodes if e["instance"] == second]
     assert held.aggregate_table().startswith("No test instance has every contender")
+
+
+def add(held: Comparison, purpose: str, policy: str, name: str, seed: int, lrs=()) -> None:
+    record = EpisodeRecord(policy, seed, name, lrs=list(lrs), epochs=[1], test_accuracy=[0.5])
+    held.episodes.append({"purpose": purpose, **asdict(record)})
+
+
+def test_a_new_policy_takes_the_baseline_episodes_of_a_comparison_on_the_same_runs(tmp_path):
+    source = Comparison(instance_config("tiny:test"), None, [1000], [0], tmp_path / "old")
+    name = source.test_names[0]
+    add(source, "tuning", "cosine 0.1", name, 0)
+    for policy in (COSINE, ORACLE, TRAINED, "random", REPLAY):
+        add(source, "evaluation", policy, name, 1000)
+    source.save()
+    other_actions = instance_config("tiny:test", action_mode="relative", scale_factors=(0.5, 2.0))
+    new = Comparison(other_actions, None, [1000], [0], tmp_path / "new")
+    assert new.adopt_baselines(tmp_path / "old") == 3  # not the policy's, random's, replay's
+    assert {e["policy"] for e in new.episodes} == {"cosine 0.1", COSINE, ORACLE}
+    assert new.adopt_baselines(tmp_path / "old") == 0  # held already
+    assert Comparison(other_actions, None, [1000], [0], tmp_path / "new").episodes == new.episodes
+    another_run = instance_config("tiny:test", epochs=3)
+    with pytest.raises(ValueError, match="differs in epochs"):
+        Comparison(another_run, None, [1000], [0], tmp_path / "c").adopt_baselines(tmp_path / "old")
+    with pytest.raises(ValueError, match="seeds"):
+        Comparison(other_actions, None, [1001], [0], tmp_path / "d").adopt_baselines(
+            tmp_path / "old"
+        )
+
+
+def test_the_replay_is_the_mean_lr_of_the_steps_reached_then_held(tmp_path):
+    held = Comparison(instance_config("tiny:test"), None, [1000, 1001], [0], tmp_path)
+    first, second = held.test_names
+    steps = held.test_env.config_of(first).steps_per_episode
+    assert steps >= 3
+    add(held, "evaluation", TRAINED, first, 1000, [0.1] * steps)
+    add(held, "evaluation", TRAINED, first, 1001, [0.3, 0.5])  # diverged at its second step
+    add(held, "evaluation", TRAINED, second, 1000, [0.4])
+    add(held, "evaluation", TRAINED, second, 1001, [0.8])  # every run diverged at once
+    replays = held.mean_lrs()
+    assert replays[first] == pytest.approx([0.2, 0.3] + [0.1] * (steps - 2))
+    assert replays[second] == pytest.approx(
+        [0.6] * held.test_env.config_of(second).steps_per_episode
+    )
