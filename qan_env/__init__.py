@@ -16,6 +16,17 @@ from qan_env.training.images import ImageSet
 from qan_env.vector_env import LRScheduleVectorEnv
 from qan_env.version import __version__
 
+
+def __getattr__(name: str):
+    """``qan_env.PolicyLR``, imported on first use: it runs an SB3 policy, and
+    ``import qan_env`` does not import Stable-Baselines3."""
+    if name == "PolicyLR":
+        from qan_env.sb3.scheduler import PolicyLR
+
+        return PolicyLR
+    raise AttributeError(f"module 'qan_env' has no attribute {name!r}")
+
+
 ENTRY_POINT = "qan_env.env:LRScheduleEnv"
 VECTOR_ENTRY_POINT = "qan_env.vector_env:LRScheduleVectorEnv"
 
@@ -56,6 +67,7 @@ __all__ = [
     "ImageSet",
     "LRScheduleEnv",
     "LRScheduleVectorEnv",
+    "PolicyLR",
     "__version__",
     "instance_config",
     "learning_mdp",

@@ -32,25 +32,25 @@ from qan_env.actions import (
     ScaleActions,
 )
 from qan_env.config import EnvConfig
-from qan_env.features import layer_statistics
-from qan_env.observation import ObservationLayout
+from qan_env.observation import RunObserver
 from qan_env.rewards import divergence_penalty, log_loss_decrease
 from qan_env.schedules import SCHEDULES
-from qan_env.signals import TrainingSignals, UpdateRatio, schedule_signals
 from qan_env.training.run import DeviceData, build_trainer
 from qan_env.validation import refuse
 
 
-def make_actions(config: EnvConfig) -> ActionSet:
-    """The action set ``config.action_mode`` names, with the config's values."""
+def make_actions(config: EnvConfig, steps: int | None = None) -> ActionSet:
+    """The action set ``config.action_mode`` names, with the config's values, for a run of
+    ``steps`` decisions (None: the config's own ``steps_per_episode``)."""
+    steps = config.steps_per_episode if steps is None else steps
+    base = SCHEDULES[config.anchor_schedule](config.initial_lr)
     if config.action_mode == "scale":
         return ScaleActions(config.scale_factors, config.lr_min, config.lr_max)
-    base = SCHEDULES[config.anchor_schedule](config.initial_lr)
     if config.action_mode == "anchored":
-        return AnchoredActions(config.anchor_factors, base, config.steps_per_episode)
+        return AnchoredActions(config.anchor_factors, base, steps)
     if config.action_mode == "relative":
         low, high = min(config.anchor_factors), max(config.anchor_factors)
-        return RelativeActions(config.scale_factors, base, config.steps_per_episode, low, high)
+        return RelativeActions(config.scale_factors, base, steps, low, high)
     return PaperActions(
         config.decay_rate, config.effective_restart_lr, config.keep_action, config.lr_floor
     )
@@ -85,18 +85,16 @@ class Episode:
         self.instance = instance
         """The name of the instance this run is (``info["instance"]``); None: not of a set."""
         self.actions = make_actions(config)
-        self.layout = ObservationLayout(config, self.actions)
         self.trainer = build_trainer(config, data, rng)
         modules = dict(self.trainer.model.named_modules())
-        self._monitored = []
-        if "weights" in self.layout:
-            self._monitored = [modules[name].weight for name in config.monitored_conv_layers]
-        self._signals = None
-        if "signals" in self.layout:
-            self._signals = TrainingSignals(heldout=config.uses_heldout_loss)
-        self._update = None
-        if "update" in self.layout:
-            self._update = UpdateRatio(list(self.trainer.model.parameters()))
+        self.observer = RunObserver(
+            config,
+            self.actions,
+            list(self.trainer.model.parameters()),
+            [modules[name].weight for name in config.monitored_conv_layers],
+            config.total_iterations,
+            config.initial_lr,
+        )
         self.lr = config.initial_lr
         self.steps = 0
         self.over = True  # until start()
@@ -108,7 +106,7 @@ class Episode:
     def start(self) -> tuple[np.ndarray, dict[str, Any]]:
         """The first observation and info: ``L_0`` measured on the first batch, no update."""
         # The gradient norm is a training signal: measure one at reset, with no update.
-        loss = self.trainer.initial_loss(backward=self._signals is not None)
+        loss = self.trainer.initial_loss(backward=self.observer.needs_gradient)
         observation, loss, heldout = self._observe(loss.view(1), action=None, starting=True)
         rewarded = self._rewarded_loss(loss, heldout)
         if not (math.isfinite(rewarded) and np.isfinite(observation).all()):
@@ -149,8 +147,7 @@ class Episode:
         self.iterations_left = min(self.config.iterations_per_step, left)
         self._step_losses = []
         self._evaluation = None
-        if self._update is not None:
-            self._update.mark()
+        self.observer.mark()
 
     def next_chunk(self) -> int:
         """Iterations to train next: the step's rest, split at the epoch's end, where the
@@ -210,35 +207,11 @@ class Episode:
 
         ``losses`` are the step's per-iteration losses (at reset: ``L_0`` alone).
         """
-        trainer, config = self.trainer, self.config
-        heldout = trainer.heldout_loss() if config.uses_heldout_loss else None
-        on_device = {"loss": losses.mean().view(1)}
-        if heldout is not None:
-            on_device["heldout"] = heldout.view(1)
-        if self._monitored:
-            on_device["weights"] = layer_statistics(self._monitored)
-        if self._signals is not None:
-            update = self._signals.reset if starting else self._signals.update
-            on_device["signals"] = update(losses, trainer.gradient_norm(), heldout)
-        if self._update is not None:
-            on_device["update"] = self._update.reset() if starting else self._update.update()
-        sizes = [part.numel() for part in on_device.values()]
-        packed = torch.cat([part.float() for part in on_device.values()]).cpu().numpy()
-        host = dict(zip(on_device, np.split(packed, np.cumsum(sizes)[:-1]), strict=True))
-        values: dict[str, Any] = {}
-        if "weights" in self.layout:
-            values["weights"], values["lr"] = host["weights"], [self.lr]
-        if "signals" in self.layout:
-            values["schedule"] = schedule_signals(
-                trainer.iteration, config.total_iterations, self.lr, config.initial_lr
-            )
-            values["last_action"] = self.actions.features(action)
-            values["signals"] = host["signals"]
-        if "update" in self.layout:
-            values["update"] = host["update"]
-        loss = float(host["loss"][0])
-        heldout_loss = float(host["heldout"][0]) if "heldout" in host else None
-        return self.layout.pack(values), loss, heldout_loss
+        trainer = self.trainer
+        heldout = trainer.heldout_loss() if self.config.uses_heldout_loss else None
+        return self.observer.observe(
+            losses, trainer.gradient_norm, heldout, trainer.iteration, self.lr, action, starting
+        )
 
     def _info(self, loss: float, heldout: float | None, diverged: bool) -> dict[str, Any]:
         iteration = self.trainer.iteration
@@ -266,8 +239,7 @@ class Episode:
             "steps": self.steps,
             "previous_loss": self._previous_loss,
             "last_observation": torch.from_numpy(self._last_observation),
-            "signals": None if self._signals is None else self._signals.state_dict(),
-            "update": None if self._update is None else self._update.state_dict(),
+            **self.observer.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -277,14 +249,5 @@ class Episode:
         self.lr, self.steps = state["lr"], state["steps"]
         self._previous_loss = state["previous_loss"]
         self._last_observation = state["last_observation"].numpy()
-        if self._signals is not None:
-            device = self.trainer.device
-            self._signals.load_state_dict(
-                {
-                    name: None if value is None else value.to(device)
-                    for name, value in state["signals"].items()
-                }
-            )
-        if self._update is not None:
-            self._update.load_state_dict(state["update"])
+        self.observer.load_state_dict(state, self.trainer.device)
         self.over = False

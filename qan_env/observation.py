@@ -12,18 +12,30 @@ config's ``observation``:
 
 The layout makes the names and packs the values from the same list of blocks, and
 ``pack`` refuses a block whose values do not match its names, so entries cannot shift.
+``RunObserver`` measures those values from what any training loop has (the losses, the
+gradient, the parameters, a held-out loss): the env's episodes and ``PolicyLR`` observe
+a run with the same code.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
+import torch
 
 from qan_env.actions import ActionSet
 from qan_env.config import EnvConfig
-from qan_env.features import feature_names
-from qan_env.signals import SCHEDULE_NAMES, UPDATE_NAMES, signal_names
+from qan_env.features import feature_names, layer_statistics
+from qan_env.signals import (
+    SCHEDULE_NAMES,
+    UPDATE_NAMES,
+    TrainingSignals,
+    UpdateRatio,
+    schedule_signals,
+    signal_names,
+)
 
 
 class ObservationLayout:
@@ -64,3 +76,97 @@ class ObservationLayout:
                 raise ValueError(f"{len(part)} values for the {len(names)} names of {block!r}")
             parts.append(part)
         return np.concatenate(parts)
+
+
+class RunObserver:
+    """The observation of one run of ``total_iterations`` from ``initial_lr``, measured from
+    the run's ``parameters`` (the update ratio), ``monitored`` conv weights (the weight
+    statistics) and the losses, gradient norm and held-out loss each step hands in."""
+
+    def __init__(
+        self,
+        config: EnvConfig,
+        actions: ActionSet,
+        parameters: list[torch.Tensor],
+        monitored: Sequence[torch.Tensor],
+        total_iterations: int,
+        initial_lr: float,
+    ) -> None:
+        self.layout = ObservationLayout(config, actions)
+        self.actions = actions
+        self.monitored = list(monitored) if "weights" in self.layout else []
+        self.total_iterations, self.initial_lr = total_iterations, initial_lr
+        self.signals = None
+        if "signals" in self.layout:
+            self.signals = TrainingSignals(heldout=config.uses_heldout_loss)
+        self.update = UpdateRatio(parameters) if "update" in self.layout else None
+
+    @property
+    def needs_gradient(self) -> bool:
+        """Whether an observation reads the gradient norm (the training signals do)."""
+        return self.signals is not None
+
+    def mark(self) -> None:
+        """Note the weights before a step's iterations (the update ratio's start)."""
+        if self.update is not None:
+            self.update.mark()
+
+    def observe(
+        self,
+        losses: torch.Tensor,
+        gradient_norm: Callable[[], torch.Tensor],
+        heldout: torch.Tensor | None,
+        iteration: int,
+        lr: float,
+        action: int | None,
+        starting: bool,
+    ) -> tuple[np.ndarray, float, float | None]:
+        """The observation after ``iteration`` iterations, the step's mean training loss and
+        its held-out loss (None without one), measured on the device and brought to the
+        host in one copy. ``losses``: the step's per-iteration losses (at the start: the
+        first batch's, before any update); ``lr``: the step's; ``action``: the one that
+        chose it (None at the start or for an lr set directly)."""
+        on_device = {"loss": losses.mean().view(1)}
+        if heldout is not None:
+            on_device["heldout"] = heldout.view(1)
+        if self.monitored:
+            on_device["weights"] = layer_statistics(self.monitored)
+        if self.signals is not None:
+            update = self.signals.reset if starting else self.signals.update
+            on_device["signals"] = update(losses, gradient_norm(), heldout)
+        if self.update is not None:
+            on_device["update"] = self.update.reset() if starting else self.update.update()
+        sizes = [part.numel() for part in on_device.values()]
+        packed = torch.cat([part.float() for part in on_device.values()]).cpu().numpy()
+        host = dict(zip(on_device, np.split(packed, np.cumsum(sizes)[:-1]), strict=True))
+        values: dict[str, Any] = {}
+        if "weights" in self.layout:
+            values["weights"], values["lr"] = host["weights"], [lr]
+        if "signals" in self.layout:
+            values["schedule"] = schedule_signals(
+                iteration, self.total_iterations, lr, self.initial_lr
+            )
+            values["last_action"] = self.actions.features(action)
+            values["signals"] = host["signals"]
+        if "update" in self.layout:
+            values["update"] = host["update"]
+        heldout_loss = float(host["heldout"][0]) if "heldout" in host else None
+        return self.layout.pack(values), float(host["loss"][0]), heldout_loss
+
+    def state_dict(self) -> dict[str, Any]:
+        """The running averages and the last update ratio the next step continues from."""
+        return {
+            "signals": None if self.signals is None else self.signals.state_dict(),
+            "update": None if self.update is None else self.update.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any], device: torch.device) -> None:
+        if self.signals is not None:
+            self.signals.load_state_dict(
+                {
+                    name: None if value is None else value.to(device)
+                    for name, value in state["signals"].items()
+                }
+            )
+        if self.update is not None:
+            self.update.load_state_dict(state["update"])

@@ -26,6 +26,15 @@ from qan_env.training.optimizers import (
 EVAL_BATCH_SIZES = {"cpu": 128, "cuda": 1000}
 
 
+def gradient_norm(parameters: list[torch.Tensor]) -> torch.Tensor:
+    """The L2 norm of ``parameters``' gradients together, on their device; 0 where none has
+    one yet (the env's runs and ``PolicyLR`` read it the same way)."""
+    gradients = [p.grad for p in parameters if p.grad is not None]
+    if not gradients:
+        return torch.zeros((), device=parameters[0].device)
+    return torch.nn.utils.get_total_norm(gradients)
+
+
 class Trainer:
     """Trains ``model`` with SGD on ``loader``'s batches, as ``config`` says.
 
@@ -134,10 +143,7 @@ class Trainer:
     def gradient_norm(self) -> torch.Tensor:
         """The L2 norm of the last backward pass's gradient (of the loss alone, without weight
         decay), over every parameter, on the device; 0 before any."""
-        gradients = [p.grad for p in self.model.parameters() if p.grad is not None]
-        if not gradients:
-            return torch.zeros((), device=self.device)
-        return torch.nn.utils.get_total_norm(gradients)
+        return gradient_norm(list(self.model.parameters()))
 
     def train(self, iterations: int, lr: float) -> torch.Tensor:
         """Run ``iterations`` SGD steps at ``lr``; their losses, on the device, float32."""
