@@ -138,7 +138,7 @@ class PolicyLR(LRScheduler):
         self._start_heldout = self._heldout()
         self.observer.mark()
         super().__init__(optimizer)
-        optimizer.register_step_post_hook(self._after_update)
+        self._hook = optimizer.register_step_post_hook(self._after_update)
 
     def _heldout(self) -> torch.Tensor | None:
         if self.heldout_loss is None:
@@ -195,8 +195,11 @@ class PolicyLR(LRScheduler):
                 "PolicyLR.step(loss) goes after loss.backward() and before optimizer.step(): "
                 f"the optimizer stepped without it (update {self.updates})"
             )
-        if self.iteration % self.every or self.iteration == self.total_steps:
-            return  # inside an interval, or the run is over
+        if self.iteration == self.total_steps:
+            self._hook.remove()  # the run is over: the optimizer is the user's again
+            return
+        if self.iteration % self.every:
+            return  # inside an interval
         losses = torch.cat(self._losses)
         self._losses = []
         last_gradient = self._last_gradient

@@ -1,0 +1,117 @@
+"""What ``PolicyLR`` costs a training loop: its work per iteration beside the iteration itself.
+
+Two twin runs of the quick network (the shipped general policy's run: same config, same
+seed) train in one process, round after round in alternating order: a plain loop at a
+fixed lr, and the same loop with ``PolicyLR`` driven by the general policy. A round is one
+whole run of the policy's budget (16 decisions). The scheduler's own work is the median
+round's difference over the plain loop, less the time spent in the held-out loss it calls
+(user code, which the env pays at every decision too); the ratio is that work over the
+plain loop's time. The target: at most 1%.
+
+    python benchmarks/policy_lr.py            # the quick network, CPU
+    python benchmarks/policy_lr.py --quick    # a check that it runs, in seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from common import machine, timed, write_results
+from torch.nn import functional as F
+
+from qan_env import PolicyLR
+from qan_env.run_folder import saved_env
+from qan_env.training import Trainer, build_trainer, load_device_data
+
+POLICY = Path(__file__).resolve().parents[1] / "agents" / "pretrained" / "general"
+TARGET = 0.01
+
+
+def loop(trainer: Trainer, iterations: int, scheduler: PolicyLR | None) -> None:
+    """The loop a user writes; with ``scheduler``, its ``step(loss)`` before each update."""
+    trainer.model.train()
+    for _ in range(iterations):
+        images, labels = trainer.loader.next_batch()
+        loss = F.cross_entropy(trainer.model(images), labels)
+        trainer.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if scheduler is not None:
+            scheduler.step(loss)
+        trainer.optimizer.step()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a few small rounds, no file")
+    parser.add_argument("--rounds", type=int, default=15)
+    args = parser.parse_args()
+    overrides = {"instances": None, "eval_every_epochs": 0, "device": "cpu"}
+    if args.quick:
+        overrides.update(synthetic_train_size=256, batch_size=32, epochs=2)
+    config = saved_env(POLICY, overrides)
+    data = load_device_data(config)
+    plain, driven = (build_trainer(config, data, np.random.default_rng(0)) for _ in range(2))
+    for trainer in (plain, driven):
+        for group in trainer.optimizer.param_groups:
+            group["lr"] = config.initial_lr
+    in_heldout = [0.0]
+
+    def heldout_loss() -> torch.Tensor:
+        start = time.perf_counter()
+        loss = driven.heldout_loss()
+        in_heldout[0] += time.perf_counter() - start
+        return loss
+
+    total = config.total_iterations
+    rounds = 2 if args.quick else args.rounds
+    plain_seconds, policy_seconds, heldout_seconds = [], [], []
+    for index in range(rounds + 1):  # round 0 warms both up
+        for group in driven.optimizer.param_groups:
+            group.pop("initial_lr", None)
+            group["lr"] = config.initial_lr
+        scheduler = PolicyLR(driven.optimizer, POLICY, total, heldout_loss=heldout_loss)
+        in_heldout[0] = 0.0
+        runs = [(plain, None, plain_seconds), (driven, scheduler, policy_seconds)]
+        for trainer, schedule, seconds in runs if index % 2 else runs[::-1]:
+            elapsed = timed(lambda t=trainer, s=schedule: loop(t, total, s))
+            if index:
+                seconds.append(elapsed)
+        if index:
+            heldout_seconds.append(in_heldout[0])
+    plain_time = statistics.median(plain_seconds)
+    own = statistics.median(
+        p - h - q for p, h, q in zip(policy_seconds, heldout_seconds, plain_seconds, strict=True)
+    )
+    heldout = statistics.median(heldout_seconds)
+    results = {
+        "machine": machine(),
+        "iterations_per_run": total,
+        "decisions_per_run": -(-total // config.iterations_per_step),
+        "plain_seconds_per_iteration": plain_time / total,
+        "scheduler_seconds_per_iteration": own / total,
+        "heldout_seconds_per_iteration": heldout / total,
+        "scheduler_share": own / plain_time,
+        "with_heldout_share": (own + heldout) / plain_time,
+        "target": TARGET,
+    }
+    print(f"{machine()}: {total} iterations a run, {results['decisions_per_run']} decisions")
+    per_iteration = {
+        "plain loop": results["plain_seconds_per_iteration"],
+        "PolicyLR's own work": results["scheduler_seconds_per_iteration"],
+        "the held-out loss it calls": results["heldout_seconds_per_iteration"],
+    }
+    for name, seconds in per_iteration.items():
+        print(f"{name}: {seconds * 1e3:.3f} ms per iteration")
+    if not args.quick:
+        write_results("policy_lr_cpu", results)
+    share = results["scheduler_share"]
+    print(f"PolicyLR's own work / plain iteration: {share:.4f} (target <= {TARGET})")
+
+
+if __name__ == "__main__":
+    main()
