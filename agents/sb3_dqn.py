@@ -78,9 +78,9 @@ class Args:
     episode a run drawn from it, with the set's preset and MDP (--preset and --mdp unused);
     judged on the test split by compare_schedules.py --instances NAME:test"""
     episodes: int | None = None
-    """training runs; None: DEFAULT_EPISODES of the preset (quick: what fits the hour a
-    quick run may take; 40 episodes did about as well on the validation seeds; paper: the
-    paper's 10)"""
+    """training runs; None: DEFAULT_INSTANCE_EPISODES of --instances (general: 200), else
+    DEFAULT_EPISODES of the preset (quick: what fits the hour a quick run may take; 40
+    episodes did about as well on the validation seeds; paper: the paper's 10)"""
     seed: int = 0
     """seed of the first training episode, the agent and its exploration"""
     output: Path | None = None
@@ -137,6 +137,9 @@ class Args:
 
 
 DEFAULT_EPISODES = {"paper": 10, "quick": 120, "tiny": 2}
+#: An instance set's run: each train run is met several times (general: 30 runs, about
+#: 7 episodes each; 120 episodes, 4 each, did not learn: docs/agent_design.md).
+DEFAULT_INSTANCE_EPISODES = {"general": 200, "tiny": 2}
 
 
 def dqn_kwargs(args: Args, steps_per_episode: int) -> dict[str, Any]:
@@ -342,7 +345,9 @@ def main() -> None:
         args.preset = cli.instance_set(args.instances).preset
     elif args.preset is None:
         args.preset = "paper" if torch.cuda.is_available() else "quick"
-    if args.episodes is None:
+    if args.episodes is None and args.instances is not None:
+        args.episodes = DEFAULT_INSTANCE_EPISODES[args.instances]
+    elif args.episodes is None:
         args.episodes = DEFAULT_EPISODES[args.preset]
     if args.output is None:
         args.output = cli.default_output("sb3_dqn", args.instances or args.preset, args.seed)

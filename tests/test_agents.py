@@ -336,7 +336,8 @@ def test_a_pretrained_policy_is_the_default_configuration_and_small(name):
     defaults = dataclasses.asdict(agent.Args())
     for setting in ("gamma", "n_steps", "frame_stack", "normalize_reward", "gradient_steps"):
         assert run.agent[setting] == defaults[setting], setting
-    assert run.agent["episodes"] == agent.DEFAULT_EPISODES["quick"]
+    episodes = agent.DEFAULT_INSTANCE_EPISODES.get(SHIPPED[name].get("instances"))
+    assert run.agent["episodes"] == (episodes or agent.DEFAULT_EPISODES["quick"])
     assert sum(path.stat().st_size for path in folder.iterdir()) < 5 * 2**20
 
 
