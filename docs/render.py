@@ -19,6 +19,7 @@ import importlib
 import inspect
 import json
 import re
+import statistics
 from collections.abc import Callable
 from pathlib import Path
 
@@ -199,6 +200,18 @@ def benchmark_rows() -> list[list[str]]:
         f"{agents['speedup_native']:.3f} native, {agents['speedup_subprocess']:.3f} subprocess",
         "agent_envs.py",
     )
+    path = BENCHMARKS / "policy_lr_cpu.json"
+    figure = "PolicyLR's own work / one training iteration, quick network, CPU"
+    if path.is_file():
+        cost = load(path)
+        own, plain = cost["scheduler_seconds_per_iteration"], cost["plain_seconds_per_iteration"]
+        measured = (
+            f"{100 * cost['scheduler_share']:.2f}% ({1e3 * own:.3f} ms against {1e3 * plain:.1f} "
+            f"ms; with the held-out loss it calls: {100 * cost['with_heldout_share']:.1f}%)"
+        )
+        add(figure, f"<= {100 * cost['target']:.0f}%", measured, "policy_lr.py")
+    else:
+        add(figure, "<= 1%", NOT_MEASURED, "policy_lr.py")
     gpu = BENCHMARKS / "gpu_cuda.json"
     figure = "WRN-40-4 seconds per epoch on a GPU (fp32; bf16 + channels_last)"
     if gpu.is_file():
@@ -314,6 +327,21 @@ def instance_comparison(argument: str) -> str:
     return "\n" + parts[part]()
 
 
+def own_loop(path: str) -> str:
+    """``examples/own_training_loop.py``'s final test accuracies, per seed and their mean."""
+    results = load(ROOT / path)
+    rows = [
+        [str(run["seed"]), f"{run['policy']:.3f}", f"{run['cosine']:.3f}"]
+        for run in results["runs"]
+    ]
+    mean = {
+        key: statistics.fmean(run[key] for run in results["runs"]) for key in ("policy", "cosine")
+    }
+    rows.append(["mean", f"{mean['policy']:.3f}", f"{mean['cosine']:.3f}"])
+    header = ["seed", f"PolicyLR ({results['policy']})", f"cosine from {results['initial_lr']:g}"]
+    return table(header, rows)
+
+
 RENDERERS: dict[str, Callable[[str], str]] = {
     "comparison": comparison,
     "per-seed": per_seed,
@@ -331,6 +359,7 @@ RENDERERS: dict[str, Callable[[str], str]] = {
     "fixed-schedules": fixed_schedules,
     "landscape-probe": landscape_probe,
     "instance-comparison": instance_comparison,
+    "own-loop": own_loop,
 }
 
 
