@@ -188,6 +188,8 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
         """The data sets on the device: read at the first reset that needs each, or shared
         with other envs (``share_data``)."""
         self.episode: Episode | None = None
+        self._episode_start: dict | None = None  # the random state the episode began from
+        self._instance: Instance | None = None
         """The episode of the last reset (``qan_env.episode.Episode``); None before one."""
 
     @property
@@ -326,13 +328,22 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
                 f"this state is of an env with another config ({', '.join(changed)} differ): "
                 f"make the env with the config it was saved from"
             )
-        self.np_random.bit_generator.state = state["episode_start"]  # the same split, seeds
-        chosen = state.get("instance")
-        if chosen is not None:
-            chosen = chosen["name"] if chosen["name"] != "custom" else chosen["overrides"]
-        self._start_episode(chosen)
-        self.episode.load_state_dict(state)
-        self.np_random.bit_generator.state = state["np_random"]
+        # A state that fails to load (a wrong shape, a missing entry) leaves the env as it
+        # was: the episode is rebuilt aside and taken on only once the whole state is in.
+        kept = (self.episode, self._episode_start, self._instance)
+        random_state = self.np_random.bit_generator.state
+        try:
+            self.np_random.bit_generator.state = state["episode_start"]  # the same split
+            chosen = state.get("instance")
+            if chosen is not None:
+                chosen = chosen["name"] if chosen["name"] != "custom" else chosen["overrides"]
+            self._start_episode(chosen)
+            self.episode.load_state_dict(state)
+            self.np_random.bit_generator.state = state["np_random"]
+        except Exception:
+            self.episode, self._episode_start, self._instance = kept
+            self.np_random.bit_generator.state = random_state
+            raise
 
     def save(self, path: str | os.PathLike) -> None:
         """``state_dict`` to ``path`` with ``torch.save``, written whole or not at all."""

@@ -39,6 +39,20 @@ from qan_env.training.run import DeviceData, build_trainer
 from qan_env.validation import refuse
 
 
+def snapshot(value: Any) -> Any:
+    """``value`` with every tensor and array in it copied: a state that no later training
+    step changes, and that several runs can load without sharing a buffer."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if isinstance(value, dict):
+        return {key: snapshot(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(snapshot(item) for item in value)
+    return value
+
+
 def make_actions(config: EnvConfig, steps: int | None = None) -> ActionSet:
     """The action set ``config.action_mode`` names, with the config's values, for a run of
     ``steps`` decisions (None: the config's own ``steps_per_episode``)."""
@@ -231,20 +245,25 @@ class Episode:
     def state_dict(self) -> dict[str, Any]:
         """The running episode as tensors and plain values: the trainer's state (weights,
         optimizer, last gradient, loader position and generators), the lr, step, last loss
-        and observation, and the training signals."""
+        and observation, and the training signals: a snapshot, sharing no tensor with the
+        running episode."""
         self.check_running()
-        return {
-            "trainer": self.trainer.state_dict(),
-            "lr": self.lr,
-            "steps": self.steps,
-            "previous_loss": self._previous_loss,
-            "last_observation": torch.from_numpy(self._last_observation),
-            **self.observer.state_dict(),
-        }
+        return snapshot(
+            {
+                "trainer": self.trainer.state_dict(),
+                "lr": self.lr,
+                "steps": self.steps,
+                "previous_loss": self._previous_loss,
+                "last_observation": torch.from_numpy(self._last_observation),
+                **self.observer.state_dict(),
+            }
+        )
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue the episode ``state_dict`` saved, on this freshly made episode of the
-        same config and run (the same seeds drawn)."""
+        same config and run (the same seeds drawn). It takes copies: the state stays the
+        caller's, and can be loaded into other episodes too."""
+        state = snapshot(state)
         self.trainer.load_state_dict(state["trainer"])
         self.lr, self.steps = state["lr"], state["steps"]
         self._previous_loss = state["previous_loss"]

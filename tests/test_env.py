@@ -399,3 +399,29 @@ def test_a_saved_episode_is_refused_by_an_env_of_another_config(tmp_path, tiny_e
         other.load(tmp_path / "episode.pt")
     with pytest.raises(RuntimeError, match="call reset"):
         LRScheduleEnv(preset="tiny").save(tmp_path / "never.pt")
+
+
+def test_a_state_kept_in_memory_is_a_snapshot_that_several_envs_continue_alike(tiny_env):
+    # branching a run: keep its state, step on, and load the state into two other envs
+    tiny_env.reset(seed=5)
+    tiny_env.step(0)
+    state = tiny_env.state_dict()
+    expected = [tiny_env.step(a)[1] for a in (0, 1, 0)]  # the original steps on
+    branches = [LRScheduleEnv(preset="tiny"), LRScheduleEnv(preset="tiny")]
+    for branch in branches:
+        branch.load_state_dict(state)
+    rewards = [[branch.step(a)[1] for branch in branches] for a in (0, 1, 0)]
+    assert [r[0] for r in rewards] == [r[1] for r in rewards] == expected
+
+
+def test_a_state_that_fails_to_load_leaves_the_episode_as_it_was(tiny_env):
+    twin = LRScheduleEnv(preset="tiny")
+    for env in (tiny_env, twin):
+        env.reset(seed=6)
+        env.step(1)
+    state = tiny_env.state_dict()
+    name = next(iter(state["trainer"]["model"]))
+    state["trainer"]["model"][name] = torch.zeros(3)  # the wrong shape
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        tiny_env.load_state_dict(state)
+    assert [tiny_env.step(0)[1] for _ in range(3)] == [twin.step(0)[1] for _ in range(3)]
