@@ -105,6 +105,9 @@ class Args:
     """how --n-envs runs: "native", the vector env (on CUDA the runs train as one batched
     computation; on the CPU one after the other); "subprocess", SB3's SubprocVecEnv, one
     process per run (with device=auto, run i on GPU i % n_gpus)"""
+    overwrite: bool = False
+    """start afresh in an --output that holds a run, deleting its files (without it, such a
+    folder is refused: --resume it, or give another --output)"""
     trust: bool = False
     """load SB3's pickle-based files (which can run code) where the pickle-free ones are
     missing (--evaluate of an older run) or do not match their checksums (--resume)"""
@@ -134,6 +137,71 @@ class Args:
     """share of training over which epsilon falls from 1 to --final-epsilon"""
     final_epsilon: float = 0.05
     """epsilon after the exploration fraction"""
+
+
+#: Each number setting's allowed range, (low, high, low open): checked before anything is
+#: written, the message naming the flag as the env's name their field.
+SETTING_RANGES: dict[str, tuple[float, float | None, bool]] = {
+    "episodes": (1, None, False),
+    "seed": (0, None, False),
+    "checkpoint_every": (1, None, False),
+    "checkpoint_steps": (0, None, False),
+    "n_envs": (1, None, False),
+    "frame_stack": (1, None, False),
+    "gamma": (0.0, 1.0, False),
+    "n_steps": (1, None, False),
+    "learning_rate": (0.0, None, True),
+    "batch_size": (1, None, False),
+    "gradient_steps": (1, None, False),
+    "exploration_fraction": (0.0, 1.0, False),
+    "final_epsilon": (0.0, 1.0, False),
+}
+#: Settings a --resume may change: where and how often it saves, what it may read.
+RESUME_MAY_CHANGE = (
+    "output",
+    "resume",
+    "overwrite",
+    "evaluate",
+    "eval_seeds",
+    "trust",
+    "checkpoint_every",
+    "checkpoint_steps",
+)
+
+
+def check_args(args: Args) -> None:
+    """Exit naming the flag when a setting is outside its range (before anything is
+    written)."""
+    for name, (low, high, low_open) in SETTING_RANGES.items():
+        value = getattr(args, name)
+        flag = f"--{name.replace('_', '-')}"
+        too_low = value <= low if low_open else value < low
+        if not math.isfinite(value) or too_low or (high is not None and value > high):
+            bound = f"{'>' if low_open else '>='} {low:g}" + (f" and <= {high:g}" if high else "")
+            raise SystemExit(f"{flag} {value:g} is not allowed: a number {bound}")
+    if not args.hidden or min(args.hidden) < 1:
+        raise SystemExit(f"--hidden {args.hidden} is not allowed: one or more layer sizes >= 1")
+
+
+def check_output(args: Args) -> None:
+    """Exit when ``--output`` holds a run that this command would destroy: without
+    --resume or --overwrite, a run folder is never started over."""
+    held = [
+        name
+        for name in ("config.json", "steps.csv", CHECKPOINT_FOLDER)
+        if (args.output / name).exists()
+    ]
+    if held and not (args.resume or args.overwrite):
+        raise SystemExit(
+            f"--output {args.output} holds a run ({', '.join(held)}): --resume it, give "
+            f"another --output, or pass --overwrite to start it over"
+        )
+
+
+def resumed_settings(args: Args) -> dict[str, Any]:
+    """The settings a resumed run must share with the run it continues, as JSON has them."""
+    settings = {k: v for k, v in dataclasses.asdict(args).items() if k not in RESUME_MAY_CHANGE}
+    return json.loads(json.dumps(settings, default=str))
 
 
 DEFAULT_EPISODES = {"paper": 10, "quick": 120, "tiny": 2}
@@ -202,8 +270,6 @@ def make_worker(config: EnvConfig, index: int, threads: int) -> gym.Env:
 
 def train(args: Args) -> None:
     config = env_config(args)
-    if args.n_envs < 1:
-        raise SystemExit(f"--n-envs {args.n_envs} is not allowed: 1 or more runs at once")
     seeds = range(args.seed, args.seed + args.n_envs)  # SB3 seeds env i with --seed + i
     cli.check_training_seeds(seeds, f"--seed {args.seed} (env i: --seed + i)")
     print(f"preset: {args.preset} (device: {cli.device_here(config)})")
@@ -212,7 +278,7 @@ def train(args: Args) -> None:
         recover_checkpoint(checkpoint)
     resuming = args.resume and has_checkpoint(checkpoint)
     if resuming:
-        cli.check_resume(args.output, config, {"n_envs": args.n_envs})
+        cli.check_resume(args.output, config, resumed_settings(args))
     args.output.mkdir(parents=True, exist_ok=True)
     settings = {**dataclasses.asdict(args), "output": str(args.output), "evaluate": None}
     write_run_config(args.output, config, settings)
@@ -351,6 +417,8 @@ def main() -> None:
         args.episodes = DEFAULT_EPISODES[args.preset]
     if args.output is None:
         args.output = cli.default_output("sb3_dqn", args.instances or args.preset, args.seed)
+    check_args(args)
+    check_output(args)
     train(args)
 
 

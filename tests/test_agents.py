@@ -305,6 +305,16 @@ def test_evaluate_refuses_a_folder_without_config_json(tmp_path):
         (["--seed", str(HELD_OUT_SEEDS[0])], "is a held-out evaluation seed"),
         (["--seed", str(HELD_OUT_SEEDS[0] - 1), "--n-envs", "2"], "--seed + i) is a held-out"),
         (["--n-envs", "0"], "--n-envs 0 is not allowed"),
+        (["--episodes", "0"], "--episodes 0 is not allowed: a number >= 1"),
+        (["--gamma", "2"], "--gamma 2 is not allowed: a number >= 0 and <= 1"),
+        (["--final-epsilon", "5"], "--final-epsilon 5 is not allowed"),
+        (["--batch-size", "0"], "--batch-size 0 is not allowed"),
+        (["--hidden", "0"], "--hidden (0,) is not allowed"),
+        (["--n-steps", "0"], "--n-steps 0 is not allowed"),
+        (["--gradient-steps", "-1"], "--gradient-steps -1 is not allowed"),
+        (["--learning-rate", "-1"], "--learning-rate -1 is not allowed: a number > 0"),
+        (["--frame-stack", "0"], "--frame-stack 0 is not allowed"),
+        (["--seed", "-1"], "--seed -1 is not allowed"),
     ],
 )
 @pytest.mark.slow
@@ -313,6 +323,20 @@ def test_bad_arguments_are_refused_before_anything_is_written(tmp_path, args, me
     result = run_script("agents/sb3_dqn.py", "--preset", "tiny", "--output", str(output), *args)
     assert result.returncode != 0 and message in result.stderr
     assert "Traceback" not in result.stderr and not output.exists()
+
+
+@pytest.mark.slow
+def test_a_run_folder_is_never_started_over_without_being_told(tiny_run, tmp_path):
+    folder = tmp_path / "run"
+    shutil.copytree(tiny_run, folder)
+    before = {path.name: path.stat().st_mtime_ns for path in folder.iterdir()}
+    args = ["agents/sb3_dqn.py", "--preset", "tiny", "--mdp", "paper", "--output", str(folder)]
+    result = run_script(*args, "--episodes", "1")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "holds a run (config.json, steps.csv, checkpoint): --resume it" in result.stderr
+    result = run_script(*args, "--episodes", "1", "--resume", "--gamma", "0.5")
+    assert "--resume: " in result.stderr and "--gamma" in result.stderr
+    assert {path.name: path.stat().st_mtime_ns for path in folder.iterdir()} == before
 
 
 def test_dqn_settings_are_sized_from_the_episode_length():
