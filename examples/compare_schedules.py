@@ -69,6 +69,7 @@ from qan_env.evaluation import (
     final_accuracies,
     mean_ci,
 )
+from qan_env.files import replace_atomically, write_atomically
 from qan_env.run_folder import saved_env
 from qan_env.sb3 import SB3Policy
 from qan_env.schedules import Cosine, Replayed
@@ -132,7 +133,7 @@ def plot_final_accuracy(records: list[EpisodeRecord], path: Path) -> None:
     axes.set(ylabel="final test accuracy", title="Final test accuracy: seeds (dots), mean ± 95% CI")
     axes.grid(alpha=0.3, axis="y")
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    replace_atomically(path, lambda side: figure.savefig(side, dpi=120))
     plt.close(figure)
 
 
@@ -151,7 +152,7 @@ def plot_test_accuracy(records: list[EpisodeRecord], path: Path) -> None:
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    replace_atomically(path, lambda side: figure.savefig(side, dpi=120))
     plt.close(figure)
 
 
@@ -172,7 +173,7 @@ def plot_lr(records: list[EpisodeRecord], path: Path) -> None:
     axes.grid(alpha=0.3, which="both")
     axes.legend(fontsize=8)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    replace_atomically(path, lambda side: figure.savefig(side, dpi=120))
     plt.close(figure)
 
 
@@ -195,7 +196,7 @@ def plot_actions(records: list[EpisodeRecord], action_names: tuple[str, ...], pa
     axes.set(ylabel="share of steps", ylim=(0, 1.25), title="Actions taken (mean over seeds)")
     axes.legend(ncols=len(action_names), loc="upper center", fontsize=8)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    replace_atomically(path, lambda side: figure.savefig(side, dpi=120))
     plt.close(figure)
 
 
@@ -268,7 +269,7 @@ def main() -> None:
         "feedback_share": feedback_share(records),
         "episodes": [asdict(r) for r in records],
     }
-    (output / "results.json").write_text(json.dumps(results) + "\n")
+    write_atomically(output / "results.json", json.dumps(results) + "\n")
     write_report(records, config, output)
 
 
@@ -276,7 +277,7 @@ def write_report(records: list[EpisodeRecord], config: EnvConfig, output: Path) 
     """``table.md`` and the figures, from the episodes: those just run, or a saved
     ``results.json``'s (``--replot``)."""
     table = comparison_table(records, config.epochs)
-    (output / "table.md").write_text(table)
+    write_atomically(output / "table.md", table)
     print(table, end="")
     share = feedback_share(records)
     print(f"the greedy policy's actions differ between seeds at {100 * share:.0f}% of steps")
@@ -340,7 +341,7 @@ def compare_instances(args: argparse.Namespace) -> None:
 def write_instance_report(comparison: Comparison) -> None:
     """``table.md`` and the figures of an instance comparison, from its episodes."""
     text = comparison.report()
-    (comparison.output / "table.md").write_text(text)
+    write_atomically(comparison.output / "table.md", text)
     print(text)
     if comparison.scored():  # a profile needs an instance with every seed of every contender
         plot_profiles(comparison, comparison.output / "performance_profile.png")
@@ -361,7 +362,7 @@ def plot_profiles(comparison: Comparison, path: Path) -> None:
     axes.legend(axes.lines, list(profiles), fontsize=7, loc="lower left")  # not the bands
     axes.set_title("Performance profiles over the test instances (rliable)")
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    replace_atomically(path, lambda side: figure.savefig(side, dpi=120))
     plt.close(figure)
 
 

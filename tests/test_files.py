@@ -1,0 +1,34 @@
+"""Files the project writes: whole or not at all, and never through a planted link."""
+
+from __future__ import annotations
+
+import pytest
+
+from qan_env.files import replace_atomically, write_atomically
+
+
+def test_a_link_planted_at_the_name_is_replaced_not_written_through(tmp_path):
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("keep me")
+    link = tmp_path / "config.json"
+    link.symlink_to(target)
+    for name in ("config.partial.json", ".config.partial.json"):  # predictable side names
+        (tmp_path / name).symlink_to(target)
+    write_atomically(link, "new")
+    assert target.read_text() == "keep me"
+    assert not link.is_symlink() and link.read_text() == "new"
+    assert link.stat().st_mode & 0o777 == 0o644
+
+
+def test_a_write_that_fails_leaves_the_old_file_and_no_side_file(tmp_path):
+    path = tmp_path / "results.json"
+    path.write_text("old")
+
+    def fail(side):
+        side.write_text("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        replace_atomically(path, fail)
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
