@@ -104,12 +104,16 @@ class LRScheduleVectorEnv(VectorEnv):
     def reset(
         self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        if seed is None or isinstance(seed, numbers.Integral):
+        allowed = f"None, an int >= 0 or a list of {self.num_envs} ints >= 0 or None"
+        if seed is None or _seed_like(seed):
             seeds = [None if seed is None else int(seed) + i for i in range(self.num_envs)]
         elif isinstance(seed, (list, tuple, np.ndarray)) and len(seed) == self.num_envs:
-            seeds = list(seed)
+            seeds = [int(s) if _seed_like(s) else s for s in seed]  # numpy ints as ints
         else:
-            refuse("seed", seed, f"None, an int or a list of {self.num_envs} seeds")
+            refuse("seed", seed, allowed)
+        # every seed checked before any sub-env restarts
+        if not all(s is None or (_seed_like(s) and s >= 0) for s in seeds):
+            refuse("seed", seed, allowed)
         options = dict(options or {})
         mask = options.pop("reset_mask", np.ones(self.num_envs, dtype=bool))
         shape = (self.num_envs,)
@@ -201,3 +205,8 @@ class LRScheduleVectorEnv(VectorEnv):
         for env in self.envs:
             env.close()
         self._data = None
+
+
+def _seed_like(value: object) -> bool:
+    """An integer (Python's or numpy's), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)

@@ -201,8 +201,16 @@ def test_bad_actions_and_masks_are_refused_before_anything_trains():
     assert [sub_env.episode.trainer.iteration for sub_env in env.envs] == [0, 0]
     with pytest.raises(ValueError, match="reset_mask"):
         env.reset(options={"reset_mask": [True, False]})
-    with pytest.raises(ValueError, match="a list of 2 seeds"):
+    with pytest.raises(ValueError, match="a list of 2 ints >= 0 or None"):
         env.reset(seed=[1, 2, 3])
+    env.step(np.array([0, 0]))
+    for seed in ([5, -1], -1, [5, 1.5], [True, 2]):
+        with pytest.raises(ValueError, match="seed="):
+            env.reset(seed=seed)  # refused before sub-env 0 restarts
+        assert [sub_env.episode.trainer.iteration for sub_env in env.envs] != [0, 0]
+    observations, _ = env.reset(seed=np.array([7, 8]))  # numpy seeds are seeds
+    again, _ = LRScheduleVectorEnv(2, preset="tiny").reset(seed=[7, 8])
+    np.testing.assert_array_equal(observations, again)
 
 
 @pytest.mark.slow
