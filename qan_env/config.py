@@ -133,7 +133,12 @@ class EnvConfig(TrainingConfig):
         for field in ("scale_factors", "anchor_factors"):
             _check_factors(self, field)
         check_float(self, "lr_min", 0.0, LR_LIMIT, low_open=True)
-        check_float(self, "lr_max", self.lr_min, LR_LIMIT)
+        check_float(self, "lr_max", 0.0, LR_LIMIT, low_open=True)
+        if self.lr_max < self.lr_min:
+            raise ValueError(
+                f"lr_min={self.lr_min} and lr_max={self.lr_max} are not allowed together: "
+                f"lr_min <= lr_max"
+            )
         if self.action_mode == "scale" and not self.lr_min <= self.initial_lr <= self.lr_max:
             refuse(
                 "initial_lr",

@@ -1,10 +1,14 @@
-"""Files the project writes: whole or not at all, and never through a planted link."""
+"""Files the project writes (whole or not at all, never through a planted link) and
+reads (checked before use)."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 
 from qan_env.files import replace_atomically, write_atomically
+from qan_env.sb3.normalization import read_normalization
 
 
 def test_a_link_planted_at_the_name_is_replaced_not_written_through(tmp_path):
@@ -32,3 +36,19 @@ def test_a_write_that_fails_leaves_the_old_file_and_no_side_file(tmp_path):
         replace_atomically(path, fail)
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"mean": [0.0, float("nan")], "var": [1.0, 1.0], "clip": 10, "epsilon": 1e-8}, "finite"),
+        ({"mean": [0.0], "var": [1.0], "clip": 10, "epsilon": -1.0}, "epsilon=-1.0"),
+        ({"mean": [0.0], "var": [-1.0], "clip": 10, "epsilon": 1e-8}, "var >= 0"),
+        ({"mean": [0.0], "var": [1.0], "clip": 10}, "KeyError"),
+        ({"mean": [0.0, 1.0], "var": [1.0], "clip": 10, "epsilon": 1e-8}, "same length"),
+    ],
+)
+def test_normalisation_statistics_that_no_run_writes_are_refused(tmp_path, values, message):
+    (tmp_path / "normalization.json").write_text(json.dumps(values))
+    with pytest.raises(ValueError, match=message):
+        read_normalization(tmp_path)

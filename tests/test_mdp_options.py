@@ -285,6 +285,8 @@ def test_option_combinations_that_cannot_work_are_refused():
         make_config("tiny", action_mode="scale", lr_min=0.2, lr_max=1.0)
     with pytest.raises(ValueError, match=r"^batch_size=32 .*less heldout_size \(16\)"):
         make_config("tiny", heldout_size=240)
+    with pytest.raises(ValueError, match=r"^lr_min=1.5 and lr_max=1.0 are not allowed together"):
+        make_config("tiny", lr_min=1.5)  # both named: either may be the wrong one
 
 
 def test_the_learning_mdp_is_sized_for_each_preset():

@@ -54,8 +54,21 @@ def read_normalization(folder: Path) -> Normalization | None:
     path = Path(folder) / NORMALIZATION_FILE
     if not path.is_file():
         return None
-    values = json.loads(path.read_text())
-    mean, var = (np.asarray(values[key], dtype=np.float64) for key in ("mean", "var"))
-    if mean.shape != var.shape or mean.ndim != 1 or not (var >= 0).all():
-        raise ValueError(f"{path} is not a run's normalisation statistics")
-    return Normalization(mean, var, float(values["clip"]), float(values["epsilon"]))
+    try:
+        values = json.loads(path.read_text())
+        mean, var = (np.asarray(values[key], dtype=np.float64) for key in ("mean", "var"))
+        clip, epsilon = float(values["clip"]), float(values["epsilon"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path} is not a run's normalisation statistics: {error!r}") from None
+    finite = np.isfinite(mean).all() and np.isfinite(var).all()
+    if mean.shape != var.shape or mean.ndim != 1 or not finite or not (var >= 0).all():
+        raise ValueError(
+            f"{path} is not a run's normalisation statistics: mean and var must be lists of "
+            f"the same length, finite, var >= 0"
+        )
+    if not (np.isfinite(clip) and clip > 0 and np.isfinite(epsilon) and epsilon > 0):
+        raise ValueError(
+            f"{path} is not a run's normalisation statistics: clip={clip} and "
+            f"epsilon={epsilon} must be finite numbers > 0"
+        )
+    return Normalization(mean, var, clip, epsilon)
