@@ -97,7 +97,7 @@ def check_resume(folder: Path, config: EnvConfig, settings: dict[str, Any]) -> N
     arguments it was started with."""
     try:
         saved = read_run_config(folder)
-    except FileNotFoundError as error:
+    except (FileNotFoundError, ValueError) as error:
         raise SystemExit(f"--resume: {error}") from error
     changed = ["env config"] if saved.env != config else []
     changed += [

@@ -44,8 +44,14 @@ def read_run_config(folder: Path) -> RunConfig:
             f"(a run folder records its whole env config there; older ones recorded only a "
             f"preset name, which can change). Train the run again to evaluate it."
         )
-    values = json.loads(path.read_text())
-    return RunConfig(config_from_dict(values["env"]), values["agent"], values["version"])
+    try:
+        values = json.loads(path.read_text())
+        env, agent, version = values["env"], values["agent"], values["version"]
+        if not (isinstance(env, dict) and isinstance(agent, dict)):
+            raise TypeError("its env and agent entries are not objects")
+        return RunConfig(config_from_dict(env), agent, str(version))
+    except (ValueError, KeyError, TypeError) as error:  # JSON errors are ValueErrors too
+        raise ValueError(f"{path} is not a run's config.json: {error}") from None
 
 
 def saved_env(folder: Path, overrides: dict[str, Any]) -> EnvConfig:

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from qan_env.files import replace_atomically, write_atomically
+from qan_env.run_folder import read_run_config
 from qan_env.sb3.normalization import read_normalization
 
 
@@ -52,3 +53,19 @@ def test_normalisation_statistics_that_no_run_writes_are_refused(tmp_path, value
     (tmp_path / "normalization.json").write_text(json.dumps(values))
     with pytest.raises(ValueError, match=message):
         read_normalization(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("{not json", "Expecting property name"),
+        ('{"env": {}, "agent": {}}', "'version'"),
+        ('{"env": [], "agent": {}, "version": "1"}', "not objects"),
+        ('{"env": {"epochs": "many"}, "agent": {}, "version": "1"}', "epochs="),
+    ],
+)
+def test_a_malformed_config_json_is_refused_naming_the_file(tmp_path, text, message):
+    (tmp_path / "config.json").write_text(text)
+    with pytest.raises(ValueError, match=message) as error:
+        read_run_config(tmp_path)
+    assert str(error.value).startswith(f"{tmp_path / 'config.json'} is not a run's config.json")
