@@ -44,7 +44,7 @@ from qan_env import cli
 from qan_env.config import EnvConfig
 from qan_env.evaluation import HELD_OUT_SEEDS, evaluate
 from qan_env.files import write_atomically
-from qan_env.run_folder import read_run_config, saved_env, write_run_config
+from qan_env.run_folder import lock_run_folder, read_run_config, saved_env, write_run_config
 from qan_env.sb3 import SB3Policy, SB3VectorEnv
 from qan_env.sb3.callbacks import EnvScalars, EpisodeLog, ProgressBar, StepCSV, truncate_csv
 from qan_env.sb3.checkpoint import (
@@ -273,6 +273,10 @@ def train(args: Args) -> None:
     seeds = range(args.seed, args.seed + args.n_envs)  # SB3 seeds env i with --seed + i
     cli.check_training_seeds(seeds, f"--seed {args.seed} (env i: --seed + i)")
     print(f"preset: {args.preset} (device: {cli.device_here(config)})")
+    try:
+        lock = lock_run_folder(args.output)  # held until the run is saved
+    except RuntimeError as error:
+        raise SystemExit(f"--output: {error}") from error
     checkpoint = args.output / CHECKPOINT_FOLDER
     if args.resume:
         recover_checkpoint(checkpoint)
@@ -338,6 +342,7 @@ def train(args: Args) -> None:
     venv.close()
     summary = {"steps": model.num_timesteps, "episodes": log.episodes}
     write_atomically(args.output / "summary.json", json.dumps(summary, indent=2) + "\n")
+    lock.close()  # the folder is whole: another process may take it
     print(
         f"wrote {args.output}: config.json, model.zip, vecnormalize.pkl, normalization.json, "
         f"steps.csv, summary.json"

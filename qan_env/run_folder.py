@@ -9,16 +9,18 @@ agent's business (``qan_env.sb3``).
 
 from __future__ import annotations
 
+import fcntl
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from qan_env.config import EnvConfig, config_from_dict, with_overrides
 from qan_env.files import write_atomically
 from qan_env.version import __version__
 
 CONFIG_FILE = "config.json"
+LOCK_FILE = ".lock"
 
 
 @dataclass(frozen=True)
@@ -59,3 +61,20 @@ def saved_env(folder: Path, overrides: dict[str, Any]) -> EnvConfig:
     downloads anything unless the overrides say ``download=True`` (a folder from elsewhere
     does not choose what this machine fetches)."""
     return with_overrides(read_run_config(folder).env, {"download": False, **overrides})
+
+
+def lock_run_folder(folder: Path) -> IO:
+    """Hold ``folder`` for this process (``fcntl.flock`` on its ``.lock``) until the
+    returned file is closed or the process ends; a RuntimeError when another holds it:
+    two runs writing into one folder would interleave its files."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    handle = open(Path(folder) / LOCK_FILE, "a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise RuntimeError(
+            f"{folder} is in use by another process (a run training into it): wait for it "
+            f"to end, or give another --output"
+        ) from None
+    return handle

@@ -339,6 +339,19 @@ def test_a_run_folder_is_never_started_over_without_being_told(tiny_run, tmp_pat
     assert {path.name: path.stat().st_mtime_ns for path in folder.iterdir()} == before
 
 
+@pytest.mark.slow
+def test_a_second_run_into_a_folder_in_use_is_refused(tmp_path):
+    from qan_env.run_folder import lock_run_folder
+
+    held = lock_run_folder(tmp_path / "run")  # as a running agent holds it
+    args = ["--preset", "tiny", "--episodes", "1", "--output", str(tmp_path / "run")]
+    result = run_script("agents/sb3_dqn.py", *args)
+    held.close()
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "is in use by another process" in result.stderr
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [".lock"]
+
+
 def test_dqn_settings_are_sized_from_the_episode_length():
     agent = agent_module()
     kwargs = agent.dqn_kwargs(agent.Args(episodes=10), steps_per_episode=400)

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from qan_env.files import replace_atomically, write_atomically
-from qan_env.run_folder import read_run_config
+from qan_env.run_folder import lock_run_folder, read_run_config
 from qan_env.sb3.normalization import read_normalization
 
 
@@ -69,3 +69,11 @@ def test_a_malformed_config_json_is_refused_naming_the_file(tmp_path, text, mess
     with pytest.raises(ValueError, match=message) as error:
         read_run_config(tmp_path)
     assert str(error.value).startswith(f"{tmp_path / 'config.json'} is not a run's config.json")
+
+
+def test_a_run_folder_is_held_by_one_process_at_a_time(tmp_path):
+    held = lock_run_folder(tmp_path / "run")
+    with pytest.raises(RuntimeError, match="in use by another process"):
+        lock_run_folder(tmp_path / "run")
+    held.close()
+    lock_run_folder(tmp_path / "run").close()  # free again
