@@ -278,6 +278,11 @@ def train(args: Args) -> None:
     except RuntimeError as error:
         raise SystemExit(f"--output: {error}") from error
     checkpoint = args.output / CHECKPOINT_FOLDER
+    if args.resume and checkpoint.is_symlink():
+        raise SystemExit(
+            f"--resume: {checkpoint} is a link: a run's checkpoint is a folder of its own "
+            f"(it is never read through a link)"
+        )
     if args.resume:
         recover_checkpoint(checkpoint)
     resuming = args.resume and has_checkpoint(checkpoint)

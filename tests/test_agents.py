@@ -436,6 +436,18 @@ def test_a_checkpoint_save_killed_at_any_moment_leaves_a_whole_checkpoint(
     assert not partial.exists() and not old.exists()
 
 
+def test_links_planted_beside_a_checkpoint_are_removed_never_followed(tmp_path):
+    checkpoint = make_checkpoint(tmp_path / "checkpoint", 16)
+    elsewhere = make_checkpoint(tmp_path / "elsewhere", 99)
+    (tmp_path / "checkpoint.partial").symlink_to(elsewhere)  # "complete", but a link
+    (tmp_path / "checkpoint.old").symlink_to(elsewhere)
+    recover_checkpoint(checkpoint)
+    assert json.loads((checkpoint / "state.json").read_text())["steps"] == 16
+    assert not (tmp_path / "checkpoint.partial").is_symlink()
+    assert not (tmp_path / "checkpoint.old").is_symlink()
+    assert (elsewhere / "model.zip").read_text() == "model at 99"  # untouched
+
+
 def test_truncate_csv_drops_later_rows_and_a_half_written_one(tmp_path):
     path = tmp_path / "steps.csv"
     filler = ",".join(["0"] * (len(CSV_COLUMNS) - 1))

@@ -228,6 +228,15 @@ def restore_random_states(states: dict[str, Any], model: DQN, env: EpisodeStart 
         env.unwrapped.np_random.bit_generator.state = states["episode_start"]
 
 
+def _remove(path: Path) -> None:
+    """``path`` gone, whatever it is: a folder with its files, a file, or a link (the link
+    itself, never what it points at)."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
+
+
 def save_checkpoint(
     model: DQN,
     folder: Path,
@@ -237,7 +246,7 @@ def save_checkpoint(
     """Written whole to a side folder (``state.json`` last), then swapped in by two renames;
     ``recover_checkpoint`` finishes a swap that a kill cut short."""
     partial, old = (folder.with_name(folder.name + suffix) for suffix in (".partial", ".old"))
-    shutil.rmtree(partial, ignore_errors=True)
+    _remove(partial)
     partial.mkdir(parents=True)
     model.save(partial / MODEL_FILE)
     model.save_replay_buffer(partial / "replay_buffer.pkl")
@@ -250,26 +259,28 @@ def save_checkpoint(
     if save_more is not None:
         save_more(partial)
     write_atomically(partial / STATE_FILE, json.dumps(state, indent=2))  # complete now
-    if folder.exists():
+    _remove(old)
+    if folder.exists() or folder.is_symlink():  # a link is moved aside, never written into
         folder.rename(old)
     partial.rename(folder)
-    shutil.rmtree(old, ignore_errors=True)
+    _remove(old)
 
 
 def recover_checkpoint(folder: Path) -> None:
     """The newest whole checkpoint in ``folder``, whatever moment a kill cut the last save:
     a complete side folder (its ``state.json`` written) is swapped in, an incomplete one
-    dropped, and the previous checkpoint put back if the swap stopped half way."""
+    dropped, and the previous checkpoint put back if the swap stopped half way. Links in
+    those places are removed, never followed: a run folder's files are its own."""
     partial, old = (folder.with_name(folder.name + suffix) for suffix in (".partial", ".old"))
-    if (partial / STATE_FILE).is_file():
-        if folder.exists():
-            shutil.rmtree(old, ignore_errors=True)
+    if not partial.is_symlink() and (partial / STATE_FILE).is_file():
+        if folder.exists() or folder.is_symlink():
+            _remove(old)
             folder.rename(old)
         partial.rename(folder)
-    shutil.rmtree(partial, ignore_errors=True)
-    if not folder.exists() and old.exists():
+    _remove(partial)
+    if not folder.exists() and not folder.is_symlink() and old.is_dir() and not old.is_symlink():
         old.rename(folder)
-    shutil.rmtree(old, ignore_errors=True)
+    _remove(old)
 
 
 @dataclass
