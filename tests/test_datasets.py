@@ -137,6 +137,33 @@ def test_an_in_memory_set_of_any_shape_and_class_count_trains():
             {},
             r"classes=1 is not allowed: at least 2",
         ),
+        (
+            random_set(32, (3, 8, 8), 4, 0),
+            random_set(16, (3, 8, 8), 4, 1),
+            {"classes": 10**9},
+            r"classes=1000000000 is not allowed: at most 100,000",
+        ),
+        (
+            ImageSet(torch.zeros(8, 3, 0, 8, dtype=torch.uint8), torch.zeros(8, dtype=torch.int64)),
+            random_set(16, (3, 8, 8), 4, 1),
+            {},
+            r"train.images=.*\(8, 3, 0, 8\)' is not allowed: uint8 .* with C, H, W >= 1",
+        ),
+        (
+            ImageSet(
+                torch.cat(
+                    [
+                        torch.randint(0, 255, (8, 1, 8, 8), dtype=torch.uint8),
+                        torch.full((8, 1, 8, 8), 7, dtype=torch.uint8),
+                    ],
+                    dim=1,
+                ),
+                torch.arange(8) % 2,
+            ),
+            random_set(16, (2, 8, 8), 2, 1),
+            {},
+            r"train.images='channel 1 of the same value in every pixel' is not allowed",
+        ),
     ],
 )
 def test_a_bad_in_memory_set_is_refused_clearly_and_not_registered(train, test, kwargs, message):

@@ -221,6 +221,11 @@ BUILT_IN = tuple(SOURCES)
 _REGISTERED: set[str] = set()
 
 
+#: The most classes a registered data set may have: far above any image benchmark's, low
+#: enough that a stray label cannot make the classifier's weight take all memory.
+MAX_CLASSES = 100_000
+
+
 def register_dataset(
     name: str, train: ImageSet, test: ImageSet, classes: int | None = None, flip: bool = False
 ) -> None:
@@ -255,6 +260,15 @@ def register_dataset(
         refuse("classes", classes, f"an integer above the largest label, {largest}")
     if classes < 2:
         refuse("classes", classes, "at least 2: one class leaves nothing to learn")
+    if classes > MAX_CLASSES:
+        refuse("classes", classes, f"at most {MAX_CLASSES:,} (the network has a weight per class)")
+    constant = (train.images.amin(dim=(0, 2, 3)) == train.images.amax(dim=(0, 2, 3))).nonzero()
+    if len(constant):
+        refuse(
+            "train.images",
+            f"channel {int(constant[0, 0])} of the same value in every pixel",
+            "channels that vary: each is normalised by its std, which is 0 there",
+        )
     train_copy = ImageSet(train.images.cpu().contiguous(), train.labels.cpu())
     test_copy = ImageSet(test.images.cpu().contiguous(), test.labels.cpu())
     SOURCES[name] = DataSource(lambda c: (train_copy, test_copy), len(train), classes, flip)
@@ -264,11 +278,11 @@ def register_dataset(
 
 def _check_split(split: str, data: ImageSet) -> None:
     images, labels = data.images, data.labels
-    if images.dtype != torch.uint8 or images.ndim != 4:
+    if images.dtype != torch.uint8 or images.ndim != 4 or min(images.shape[1:], default=0) < 1:
         refuse(
             f"{split}.images",
             f"a {images.dtype} tensor of shape {tuple(images.shape)}",
-            "uint8 [N, C, H, W] (grey images too: C = 1)",
+            "uint8 [N, C, H, W] with C, H, W >= 1 (grey images too: C = 1)",
         )
     if labels.dtype != torch.int64 or labels.shape != (len(images),):
         refuse(
