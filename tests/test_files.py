@@ -3,13 +3,17 @@ reads (checked before use)."""
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 
 import pytest
+import torch
 
 from qan_env.files import replace_atomically, write_atomically
 from qan_env.run_folder import lock_run_folder, read_run_config
 from qan_env.sb3.normalization import read_normalization
+from qan_env.sb3.policy import MAX_POLICY_BYTES, policy_weights
 
 
 def test_a_link_planted_at_the_name_is_replaced_not_written_through(tmp_path):
@@ -77,3 +81,29 @@ def test_a_run_folder_is_held_by_one_process_at_a_time(tmp_path):
         lock_run_folder(tmp_path / "run")
     held.close()
     lock_run_folder(tmp_path / "run").close()  # free again
+
+
+def model_zip(path, entry: bytes) -> None:
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("policy.pth", entry)
+
+
+def saved(weights) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(weights, buffer)
+    return buffer.getvalue()
+
+
+def test_a_model_zip_cannot_make_the_loader_allocate_more_than_its_weights(tmp_path):
+    # a one-element storage seen as 10^9 elements: small on disk, and it passes weights_only
+    huge = torch.zeros(1).expand(10**5, 10**4)
+    model_zip(tmp_path / "stride0.zip", saved({"q_net.q_net.0.weight": huge}))
+    with pytest.raises(ValueError, match="not dense over its own storage"):
+        policy_weights(tmp_path / "stride0.zip")
+    model_zip(tmp_path / "bomb.zip", bytes(MAX_POLICY_BYTES + 1))  # zeros: some kilobytes
+    assert (tmp_path / "bomb.zip").stat().st_size < 2**20
+    with pytest.raises(ValueError, match="more than a policy's weights take"):
+        policy_weights(tmp_path / "bomb.zip")
+    weight = torch.arange(12.0).reshape(4, 3)
+    model_zip(tmp_path / "good.zip", saved({"q_net.q_net.0.weight": weight}))
+    assert torch.equal(policy_weights(tmp_path / "good.zip")["q_net.q_net.0.weight"], weight)

@@ -21,13 +21,43 @@ from qan_env.evaluation import TRAINED
 from qan_env.sb3.checkpoint import MODEL_FILE, model_folder
 from qan_env.sb3.normalization import Normalization, read_normalization
 
+#: The most bytes a policy's weights may take: a DQN's Q-network is some kilobytes; the
+#: bound keeps an untrusted ``model.zip`` (a zip bomb, a tensor whose shape lies about its
+#: storage) from taking the machine's memory before anything else is checked.
+MAX_POLICY_BYTES = 64 * 2**20
+
 
 def policy_weights(model_zip: Path) -> dict[str, torch.Tensor]:
     """The policy's weights inside SB3's ``model.zip``, read with ``weights_only=True``:
-    tensors only, no pickle (the archive's other entries, which are, are not read)."""
+    tensors only, no pickle (the archive's other entries, which are, are not read); at
+    most ``MAX_POLICY_BYTES`` read, and every tensor dense over storage of its own size."""
     with zipfile.ZipFile(model_zip) as archive:
-        data = archive.read("policy.pth")
-    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        try:
+            entry = archive.getinfo("policy.pth")
+        except KeyError:
+            raise ValueError(f"{model_zip} has no policy.pth: not an SB3 model") from None
+        if entry.file_size > MAX_POLICY_BYTES:
+            raise ValueError(
+                f"{model_zip}: policy.pth holds {entry.file_size:,} bytes, more than a "
+                f"policy's weights take (at most {MAX_POLICY_BYTES:,})"
+            )
+        with archive.open(entry) as file:  # the size it states is not trusted either
+            data = file.read(MAX_POLICY_BYTES + 1)
+    if len(data) > MAX_POLICY_BYTES:
+        raise ValueError(f"{model_zip}: policy.pth is larger than {MAX_POLICY_BYTES:,} bytes")
+    weights = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    if not isinstance(weights, dict):
+        raise ValueError(f"{model_zip}: policy.pth is not a dict of tensors")
+    for name, tensor in weights.items():
+        if not isinstance(tensor, torch.Tensor):
+            raise ValueError(f"{model_zip}: policy.pth entry {name!r} is not a tensor")
+        size = tensor.numel() * tensor.element_size()
+        if not tensor.is_contiguous() or tensor.untyped_storage().nbytes() < size:
+            raise ValueError(
+                f"{model_zip}: policy.pth entry {name!r} of shape {tuple(tensor.shape)} is "
+                f"not dense over its own storage (a stride-0 or overlapping tensor)"
+            )
+    return weights
 
 
 class SB3Policy:
