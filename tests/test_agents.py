@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 from conftest import ROOT, run_script
 from stable_baselines3 import DQN
 
@@ -28,6 +29,7 @@ from qan_env.evaluation import HELD_OUT_SEEDS
 from qan_env.run_folder import read_run_config
 from qan_env.sb3.callbacks import CSV_COLUMNS, truncate_csv
 from qan_env.sb3.checkpoint import recover_checkpoint
+from qan_env.sb3.policy import policy_weights
 
 
 def agent_module():
@@ -157,6 +159,29 @@ def uninterrupted_run(tmp_path_factory):
     result = run_script(*RESUMABLE_RUN, "--output", str(folder))
     assert result.returncode == 0, result.stderr
     return folder
+
+
+@pytest.mark.slow
+def test_a_run_with_reward_normalisation_resumed_mid_episode_equals_an_uninterrupted_one(
+    tmp_path,
+):
+    extra = ["--normalize-reward", "--checkpoint-steps", "5"]
+    whole = tmp_path / "whole"
+    assert run_script(*RESUMABLE_RUN, "--output", str(whole), *extra).returncode == 0
+    folder = tmp_path / "run"
+
+    def mid_episode(f):
+        state = checkpoint_state(f)
+        return state["steps"] >= 20 and "episode_in_progress" in state
+
+    kill_when(folder, mid_episode, *extra)
+    result = run_script(*RESUMABLE_RUN, "--output", str(folder), "--resume", *extra)
+    assert result.returncode == 0 and "resuming inside episode" in result.stdout, result.stderr
+    for name in ("steps.csv", "summary.json"):
+        assert (folder / name).read_text() == (whole / name).read_text(), name
+    # the running returns were put back: the reward statistics, so the Q-network, are equal
+    resumed, straight = (policy_weights(f / "model.zip") for f in (folder, whole))
+    assert all(torch.equal(resumed[name], straight[name]) for name in straight)
 
 
 @pytest.fixture(scope="module")

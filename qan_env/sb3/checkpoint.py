@@ -176,6 +176,8 @@ class EpisodeCheckpoint(BaseCallback):
             stacked=self.frames.stacked_obs.stacked_obs,
             last_obs=self.model._last_obs,
             last_original_obs=self.model._last_original_obs,
+            # the discounted returns reward normalisation divides by (SB3 does not save them)
+            reward_returns=self.model.get_vec_normalize_env().returns,
         )
 
     def _on_training_end(self) -> None:
@@ -195,6 +197,8 @@ def resume_episodes(
         frames.stacked_obs.stacked_obs[...] = arrays["stacked"]
         model._last_obs = arrays["last_obs"]
         model._last_original_obs = arrays["last_original_obs"]
+        if "reward_returns" in arrays:  # checkpoints of older versions lack them
+            model.get_vec_normalize_env().returns = arrays["reward_returns"].copy()
     progress = state["episode_in_progress"]
     return progress["returns"], progress["last_accuracies"]
 
