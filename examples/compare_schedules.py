@@ -357,8 +357,10 @@ def plot_profiles(comparison: Comparison, path: Path) -> None:
     scores = {name: score_matrix(records, name, COSINE, ORACLE) for name in names}
     taus = np.linspace(-1.0, 1.5, 101)
     profiles, intervals = performance_profile(scores, taus)
+    palette = plt.get_cmap("tab20").colors  # one colour each: rliable's default repeats
+    colors = {name: palette[(2 * i) % 20 + (2 * i) // 20] for i, name in enumerate(names)}
     figure, axes = plt.subplots(figsize=(9, 5))
-    plot_performance_profiles(profiles, taus, intervals, ax=axes)
+    plot_performance_profiles(profiles, taus, intervals, colors=colors, ax=axes)
     axes.legend(axes.lines, list(profiles), fontsize=7, loc="lower left")  # not the bands
     axes.set_title("Performance profiles over the test instances (rliable)")
     figure.tight_layout()
