@@ -9,8 +9,24 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from torch.nn import functional as F
 
 RESULTS = Path(__file__).parent / "results"
+
+
+def train_loop(model, loader, optimizer, iterations: int, before_update=None) -> None:
+    """The training loop a user writes: the data on the device, forward, backward, step;
+    ``before_update(loss)``, when given, between the backward pass and the update (where
+    ``PolicyLR.step`` goes)."""
+    model.train()
+    for _ in range(iterations):
+        images, labels = loader.next_batch()
+        loss = F.cross_entropy(model(images), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if before_update is not None:
+            before_update(loss)
+        optimizer.step()
 
 
 def synchronize(device: torch.device | str) -> None:

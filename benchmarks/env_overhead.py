@@ -27,8 +27,7 @@ import statistics
 
 import gymnasium as gym
 import numpy as np
-from common import machine, timed, write_results
-from torch.nn import functional as F
+from common import machine, timed, train_loop, write_results
 
 import qan_env
 from qan_env.cli import parse_overrides
@@ -57,13 +56,7 @@ class PlainLoop:
             group["lr"] = lr
 
     def run(self, iterations: int) -> None:
-        self.model.train()
-        for _ in range(iterations):
-            images, labels = self.loader.next_batch()
-            loss = F.cross_entropy(self.model(images), labels)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
+        train_loop(self.model, self.loader, self.optimizer, iterations)
 
 
 def measure(

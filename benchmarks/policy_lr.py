@@ -21,12 +21,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import machine, timed, write_results
-from torch.nn import functional as F
+from common import machine, timed, train_loop, write_results
 
 from qan_env import PolicyLR
 from qan_env.run_folder import saved_env
-from qan_env.training import Trainer, build_trainer, load_device_data
+from qan_env.training import build_trainer, load_device_data
 
 POLICY = Path(__file__).resolve().parents[1] / "agents" / "pretrained" / "general"
 TARGET = 0.01
@@ -44,20 +43,6 @@ class Timed:
             return self.work(*args, **kwargs)
         finally:
             self.seconds += time.perf_counter() - start
-
-
-def loop(trainer: Trainer, iterations: int, step=None) -> None:
-    """The loop a user writes; with ``step``, the scheduler's ``step(loss)`` before each
-    update."""
-    trainer.model.train()
-    for _ in range(iterations):
-        images, labels = trainer.loader.next_batch()
-        loss = F.cross_entropy(trainer.model(images), labels)
-        trainer.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if step is not None:
-            step(loss)
-        trainer.optimizer.step()
 
 
 def main() -> None:
@@ -92,7 +77,9 @@ def main() -> None:
         elapsed = {}
         runs = [("plain", plain, None), ("driven", driven, step)]
         for name, trainer, stepping in runs if index % 2 else runs[::-1]:
-            elapsed[name] = timed(lambda t=trainer, s=stepping: loop(t, total, s))
+            elapsed[name] = timed(
+                lambda t=trainer, s=stepping: train_loop(t.model, t.loader, t.optimizer, total, s)
+            )
         if index:
             plain_seconds.append(elapsed["plain"])
             scheduler_seconds.append(step.seconds + decide.seconds - heldout.seconds)
@@ -122,7 +109,7 @@ def main() -> None:
     if not args.quick:
         write_results("policy_lr_cpu", results)
     share = results["scheduler_share"]
-    print(f"PolicyLR's own work / plain iteration: {share:.4f} (target <= {TARGET})")
+    print(f"PolicyLR's own work / plain iteration ratio: {share:.4f} (target <= {TARGET})")
 
 
 if __name__ == "__main__":

@@ -188,9 +188,9 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
         """The data sets on the device: read at the first reset that needs each, or shared
         with other envs (``share_data``)."""
         self.episode: Episode | None = None
+        """The episode of the last reset (``qan_env.episode.Episode``); None before one."""
         self._episode_start: dict | None = None  # the random state the episode began from
         self._instance: Instance | None = None
-        """The episode of the last reset (``qan_env.episode.Episode``); None before one."""
 
     @property
     def total_iterations(self) -> int:

@@ -128,7 +128,6 @@ class PolicyLR(LRScheduler):
         self.policy = SB3Policy.load(folder)
         self.policy.reset(0)
         self.heldout_loss = heldout_loss if saved.uses_heldout_loss else None
-        self.folder = folder
         self.lr, self.iteration, self.updates, self.decided = initial_lr, 0, 0, 0
         self.diverged = False
         self._losses: list[torch.Tensor] = []
