@@ -527,7 +527,7 @@ def test_resume_refuses_checkpoint_files_that_are_not_the_ones_written(tiny_run,
     shutil.copytree(tiny_run, folder)
     replay = folder / "checkpoint" / "replay_buffer.pkl"
     replay.write_bytes(pickle.dumps(RunsCode(tmp_path / "code_ran")))
-    args = ["--preset", "tiny", "--mdp", "paper", "--episodes", "2", "--output", str(folder)]
+    args = ["--preset", "tiny", "--mdp", "paper", "--episodes", "1", "--output", str(folder)]
     result = run_script("agents/sb3_dqn.py", *args, "--resume")
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "not the ones this run wrote (replay_buffer.pkl)" in result.stderr
