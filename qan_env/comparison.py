@@ -79,6 +79,7 @@ POLICY_SETTINGS = (
     "lr_max",
     "anchor_schedule",
     "anchor_factors",
+    "anchor_lr",
     "monitored_layers",
 )
 #: The contenders whose episodes depend on the policy or on its action set.

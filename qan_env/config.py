@@ -83,7 +83,11 @@ class EnvConfig(TrainingConfig):
     """Scale actions: the highest lr."""
     anchor_schedule: str = "cosine"
     """Anchored and relative actions: the base schedule over the episode, from
-    ``initial_lr``, one of ``qan_env.schedules.SCHEDULES``."""
+    ``base_lr``, one of ``qan_env.schedules.SCHEDULES``."""
+    anchor_lr: float | None = None
+    """Anchored and relative actions: the base schedule's peak, and the lr the observation's
+    ``log_lr_ratio`` is measured from; None: ``initial_lr`` (a policy's own peak, say one
+    tuned once on its training runs, where a user's guess should not move it)."""
     anchor_factors: tuple[float, ...] = (0.5, 0.71, 1.0, 1.41, 2.0)
     """Anchored actions: the factors the base schedule's lr can be multiplied by; relative
     actions: the multiplier's range, from the smallest to the largest."""
@@ -146,11 +150,18 @@ class EnvConfig(TrainingConfig):
                 f"within [lr_min, lr_max] = [{self.lr_min}, {self.lr_max}] for scale actions",
             )
         check_choice(self, "anchor_schedule", tuple(SCHEDULES))
+        if self.anchor_lr is not None:
+            check_float(self, "anchor_lr", 0.0, LR_LIMIT, low_open=True)
         if self.reward_scale is not None:
             check_float(self, "reward_scale", 0.0, 1e6, low_open=True)
         _check_monitored_layers(self)
         check_int(self, "eval_every_epochs", 0, 10**9)
         check_float(self, "max_loss", 0.0, 1e6, low_open=True)
+
+    @property
+    def base_lr(self) -> float:
+        """The peak of the anchored and relative actions' base schedule."""
+        return self.initial_lr if self.anchor_lr is None else self.anchor_lr
 
     @property
     def effective_restart_lr(self) -> float:

@@ -49,8 +49,8 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
 
     ``"scale"``: action ``i`` sets ``lr <- clip(lr * scale_factors[i], lr_min, lr_max)``.
     ``"anchored"``: action ``i`` sets the step's lr to ``base(k) * anchor_factors[i]``,
-    ``base`` the ``anchor_schedule`` (default cosine from ``initial_lr``) at step ``k`` of
-    ``steps_per_episode``. ``"relative"``: action ``i`` moves a multiplier ``M`` (1 at
+    ``base`` the ``anchor_schedule`` (default cosine from ``anchor_lr``, by default
+    ``initial_lr``) at step ``k`` of ``steps_per_episode``. ``"relative"``: action ``i`` moves a multiplier ``M`` (1 at
     reset), ``M <- clip(M * scale_factors[i], min(anchor_factors), max(anchor_factors))``,
     and the step's lr is ``base(k) * M``. See ``qan_env.actions``.
 

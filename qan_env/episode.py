@@ -57,7 +57,7 @@ def make_actions(config: EnvConfig, steps: int | None = None) -> ActionSet:
     """The action set ``config.action_mode`` names, with the config's values, for a run of
     ``steps`` decisions (None: the config's own ``steps_per_episode``)."""
     steps = config.steps_per_episode if steps is None else steps
-    base = SCHEDULES[config.anchor_schedule](config.initial_lr)
+    base = SCHEDULES[config.anchor_schedule](config.base_lr)
     if config.action_mode == "scale":
         return ScaleActions(config.scale_factors, config.lr_min, config.lr_max)
     if config.action_mode == "anchored":
@@ -107,7 +107,6 @@ class Episode:
             list(self.trainer.model.parameters()),
             [modules[name].weight for name in config.monitored_conv_layers],
             config.total_iterations,
-            config.initial_lr,
         )
         self.lr = config.initial_lr
         self.steps = 0

@@ -79,7 +79,7 @@ class ObservationLayout:
 
 
 class RunObserver:
-    """The observation of one run of ``total_iterations`` from ``initial_lr``, measured from
+    """The observation of one run of ``total_iterations`` of ``config``, measured from
     the run's ``parameters`` (the update ratio), ``monitored`` conv weights (the weight
     statistics) and the losses, gradient norm and held-out loss each step hands in."""
 
@@ -90,12 +90,11 @@ class RunObserver:
         parameters: list[torch.Tensor],
         monitored: Sequence[torch.Tensor],
         total_iterations: int,
-        initial_lr: float,
     ) -> None:
         self.layout = ObservationLayout(config, actions)
         self.actions = actions
         self.monitored = list(monitored) if "weights" in self.layout else []
-        self.total_iterations, self.initial_lr = total_iterations, initial_lr
+        self.total_iterations, self.reference_lr = total_iterations, config.base_lr
         self.signals = None
         if "signals" in self.layout:
             self.signals = TrainingSignals(heldout=config.uses_heldout_loss)
@@ -144,7 +143,7 @@ class RunObserver:
             values["weights"], values["lr"] = host["weights"], [lr]
         if "signals" in self.layout:
             values["schedule"] = schedule_signals(
-                iteration, self.total_iterations, lr, self.initial_lr
+                iteration, self.total_iterations, lr, self.reference_lr
             )
             values["last_action"] = self.actions.features(action)
             values["signals"] = host["signals"]

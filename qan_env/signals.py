@@ -4,7 +4,7 @@ Every signal is a log, a difference of logs, a ratio or a fraction, so that it m
 same on another network, data set or budget:
 
 - ``progress``: iterations done / the run's iterations; ``log_lr_ratio``: log(lr / lr0) of
-  the last step (floored at log 1e-6, for an lr of 0);
+  the last step, lr0 the config's ``base_lr`` (floored at log 1e-6, for an lr of 0);
 - the last action (the action set's own features: one-hot, or log of the factor);
 - ``log_loss_ema_short`` / ``_long``: log of exponential moving averages of the
   per-iteration training loss, time constants 10 and 100 iterations; ``loss_ema_gap``:
@@ -49,9 +49,9 @@ def signal_names(heldout: bool) -> tuple[str, ...]:
     return RUN_NAMES + (HELDOUT_NAMES if heldout else ())
 
 
-def schedule_signals(iteration: int, total_iterations: int, lr: float, initial_lr: float) -> list:
+def schedule_signals(iteration: int, total_iterations: int, lr: float, reference_lr: float) -> list:
     """``progress`` and ``log_lr_ratio``, from numbers the host already has."""
-    return [iteration / total_iterations, math.log(max(lr / initial_lr, MIN_LR_RATIO))]
+    return [iteration / total_iterations, math.log(max(lr / reference_lr, MIN_LR_RATIO))]
 
 
 class TrainingSignals:

@@ -123,7 +123,7 @@ class PolicyLR(LRScheduler):
         self.actions = make_actions(self.config, self.decisions)
         self.parameters = [p for group in groups for p in group["params"]]
         self.observer = RunObserver(
-            self.config, self.actions, self.parameters, (), total_steps, initial_lr
+            self.config, self.actions, self.parameters, (), total_steps
         )
         self.policy = SB3Policy.load(folder)
         self.policy.reset(0)
