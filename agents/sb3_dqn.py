@@ -43,7 +43,7 @@ import qan_env
 from qan_env import cli
 from qan_env.config import EnvConfig
 from qan_env.evaluation import HELD_OUT_SEEDS, evaluate
-from qan_env.files import write_atomically
+from qan_env.files import check_writable, write_atomically
 from qan_env.run_folder import lock_run_folder, read_run_config, saved_env, write_run_config
 from qan_env.sb3 import SB3Policy, SB3VectorEnv
 from qan_env.sb3.callbacks import EnvScalars, EpisodeLog, ProgressBar, StepCSV, truncate_csv
@@ -109,8 +109,8 @@ class Args:
     """start afresh in an --output that holds a run, deleting its files (without it, such a
     folder is refused: --resume it, or give another --output)"""
     trust: bool = False
-    """load SB3's pickle-based files (which can run code) where the pickle-free ones are
-    missing (--evaluate of an older run) or do not match their checksums (--resume)"""
+    """--evaluate a run folder of an older version, whose statistics are only in SB3's
+    vecnormalize.pkl: a pickle, which runs code when it is read (nothing else reads one)"""
     frame_stack: int = 1
     """observations in a state (the paper's state history: 4); one, because the training
     signals already average over 10 and 100 iterations and carry the progress t/T"""
@@ -268,6 +268,24 @@ def make_worker(config: EnvConfig, index: int, threads: int) -> gym.Env:
     return gym.make("qan_env:qan_env/LRSchedule-v0", config=config, worker_index=index)
 
 
+def build_agent(
+    frames: VecFrameStack, args: Args, steps_per_episode: int, seeded: bool = False
+) -> tuple[DQN, VecNormalize]:
+    """The agent of ``args`` on ``frames``, normalised outermost (SB3 then keeps the raw,
+    stacked observations in its buffer). Unseeded for a resume: SB3 would seed the envs'
+    next reset, and the checkpoint's random states go in afterwards."""
+    venv = VecNormalize(frames, norm_reward=args.normalize_reward, gamma=args.gamma)
+    settings = dqn_kwargs(args, steps_per_episode)
+    model = DQN(
+        "MlpPolicy",
+        venv,
+        tensorboard_log=str(args.output / "tensorboard"),
+        **{**settings, "seed": settings["seed"] if seeded else None},
+    )
+    model.seed = settings["seed"]
+    return model, venv
+
+
 def train(args: Args) -> None:
     config = env_config(args)
     seeds = range(args.seed, args.seed + args.n_envs)  # SB3 seeds env i with --seed + i
@@ -293,13 +311,13 @@ def train(args: Args) -> None:
     write_run_config(args.output, config, settings)
 
     total_steps = args.episodes * config.steps_per_episode
-    # Normalisation outermost: SB3 then keeps the raw (stacked) observations in its buffer.
     env, envs = make_envs(config, args)
     frames = VecFrameStack(envs, n_stack=args.frame_stack)
     log = EpisodeLog([], args.n_envs)
     if resuming:
+        build = functools.partial(build_agent, frames, args, config.steps_per_episode)
         try:
-            run = load_checkpoint(checkpoint, frames, env, args.trust)
+            run = load_checkpoint(checkpoint, frames, env, build)
             truncate_csv(args.output / "steps.csv", run.steps)
         except ValueError as error:
             raise SystemExit(f"--resume: {error}") from error
@@ -317,13 +335,7 @@ def train(args: Args) -> None:
             print(f"no checkpoint in {checkpoint}: starting afresh")
         done_steps = 0
         (args.output / "steps.csv").unlink(missing_ok=True)
-        venv = VecNormalize(frames, norm_reward=args.normalize_reward, gamma=args.gamma)
-        model = DQN(
-            "MlpPolicy",
-            venv,
-            tensorboard_log=str(args.output / "tensorboard"),
-            **dqn_kwargs(args, config.steps_per_episode),
-        )
+        model, venv = build_agent(frames, args, config.steps_per_episode, seeded=True)
 
     callbacks = CallbackList(
         [
@@ -361,6 +373,7 @@ def run_evaluation(args: Args) -> None:
         config = saved_env(args.evaluate, cli.parse_overrides(args.env))
         env = gym.make("qan_env/LRSchedule-v0", config=config)
         policy = SB3Policy.load(args.evaluate, trust=args.trust)
+        check_writable(args.evaluate)  # evaluation.json goes there: known before the work
     except (FileNotFoundError, ValueError) as error:
         raise SystemExit(f"--evaluate: {error}") from error
     preset = run.agent["preset"]

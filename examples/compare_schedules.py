@@ -69,7 +69,7 @@ from qan_env.evaluation import (
     final_accuracies,
     mean_ci,
 )
-from qan_env.files import replace_atomically, write_atomically
+from qan_env.files import check_writable, replace_atomically, write_atomically
 from qan_env.run_folder import saved_env
 from qan_env.sb3 import SB3Policy
 from qan_env.schedules import Cosine, Replayed
@@ -217,6 +217,7 @@ def main() -> None:
         overrides = {**parse_overrides(args.env), **({"epochs": 2} if args.small else {})}
         config = saved_env(args.run, overrides)
         env = LRScheduleEnv(config=config)
+        check_writable(output)
     except (FileNotFoundError, ValueError) as error:
         raise SystemExit(f"compare_schedules.py: {error}") from error
     print(
@@ -254,7 +255,6 @@ def main() -> None:
     others = [policy for policy in others if wanted(policy.name)]
     records = agent + evaluate(env, others, args.seeds, progress)
 
-    output.mkdir(parents=True, exist_ok=True)
     results = {
         "run": str(args.run),
         "seeds": args.seeds,
@@ -309,6 +309,10 @@ def compare_instances(args: argparse.Namespace) -> None:
     except (FileNotFoundError, ValueError) as error:
         raise SystemExit(f"compare_schedules.py: {error}") from error
     output = args.output or (args.run or Path("runs")) / "comparison"
+    try:
+        check_writable(output)
+    except ValueError as error:
+        raise SystemExit(f"compare_schedules.py --output: {error}") from error
     comparison = Comparison(
         config,
         args.run,

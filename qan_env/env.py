@@ -22,6 +22,7 @@ from qan_env.instances import Instance, InstanceSet
 from qan_env.instances import parse as parse_instances
 from qan_env.observation import ObservationLayout
 from qan_env.training.config import resolve_device, worker_device
+from qan_env.training.datasets import dataset_fingerprint
 from qan_env.training.run import DeviceDataCache
 from qan_env.validation import real_number, refuse
 
@@ -50,9 +51,10 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
     ``"scale"``: action ``i`` sets ``lr <- clip(lr * scale_factors[i], lr_min, lr_max)``.
     ``"anchored"``: action ``i`` sets the step's lr to ``base(k) * anchor_factors[i]``,
     ``base`` the ``anchor_schedule`` (default cosine from ``anchor_lr``, by default
-    ``initial_lr``) at step ``k`` of ``steps_per_episode``. ``"relative"``: action ``i`` moves a multiplier ``M`` (1 at
-    reset), ``M <- clip(M * scale_factors[i], min(anchor_factors), max(anchor_factors))``,
-    and the step's lr is ``base(k) * M``. See ``qan_env.actions``.
+    ``initial_lr``) at step ``k`` of ``steps_per_episode``. ``"relative"``: action ``i``
+    moves a multiplier ``M`` (1 at reset),
+    ``M <- clip(M * scale_factors[i], min(anchor_factors), max(anchor_factors))``, and the
+    step's lr is ``base(k) * M``. See ``qan_env.actions``.
 
     ## Observation Space
 
@@ -314,6 +316,7 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
             chosen = {"name": self._instance.name, "overrides": self._instance.overrides}
         return {
             "config": self.config.to_dict(),
+            "data": dataset_fingerprint(episode.config.dataset),
             "episode_start": self._episode_start,
             "np_random": self.np_random.bit_generator.state,
             "instance": chosen,
@@ -338,6 +341,13 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
             if chosen is not None:
                 chosen = chosen["name"] if chosen["name"] != "custom" else chosen["overrides"]
             self._start_episode(chosen)
+            dataset = self.episode.config.dataset
+            if state.get("data") != dataset_fingerprint(dataset):
+                raise ValueError(
+                    f"this state is of an episode on other data than this env's {dataset!r} "
+                    f"(its images or labels differ): register the data the state was saved "
+                    f"on under that name"
+                )
             self.episode.load_state_dict(state)
             self.np_random.bit_generator.state = state["np_random"]
         except Exception:

@@ -39,3 +39,20 @@ def replace_atomically(path: str | os.PathLike, write: Callable[[Path], object])
 def write_atomically(path: str | os.PathLike, text: str) -> Path:
     """``text`` into ``path`` whole or not at all (``replace_atomically``)."""
     return replace_atomically(path, lambda partial: partial.write_text(text))
+
+
+def check_writable(folder: str | os.PathLike) -> Path:
+    """``folder`` made if missing and shown writable by a file created and removed in it,
+    before any work whose results it must take; a ValueError naming it else."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(prefix=".writable.", dir=folder)
+        os.close(handle)
+        os.unlink(name)
+    except OSError as error:
+        raise ValueError(
+            f"{folder} cannot take the results ({error.strerror or error}): give a folder "
+            f"this user may write to"
+        ) from None
+    return folder

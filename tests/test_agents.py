@@ -280,6 +280,22 @@ def test_evaluate_runs_the_saved_model_greedily(tiny_run):
 
 
 @pytest.mark.slow
+def test_evaluate_into_a_folder_it_cannot_write_fails_before_any_episode(tiny_run, monkeypatch):
+    agent = agent_module()
+
+    def unwritable(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    def never(*args, **kwargs):
+        raise AssertionError("an episode ran before the folder was found unwritable")
+
+    monkeypatch.setattr(agent, "evaluate", never)
+    monkeypatch.setattr("tempfile.mkstemp", unwritable)
+    with pytest.raises(SystemExit, match=r"--evaluate: .* cannot take the results \(Permission"):
+        agent.run_evaluation(agent.Args(evaluate=tiny_run, eval_seeds=(5,)))
+
+
+@pytest.mark.slow
 def test_evaluate_uses_the_saved_config_when_the_preset_has_changed(tiny_run, monkeypatch, capsys):
     # The tiny preset changes after the run: one epoch (8 steps) where the run had two (16).
     monkeypatch.setitem(PRESETS, "tiny", make_config("tiny", epochs=1))
@@ -521,17 +537,52 @@ def test_evaluate_reads_no_pickle_and_refuses_an_older_folder_without_trust(tiny
     assert again["actions"] == first["actions"]  # the same statistics, read from the pickle
 
 
+def plant_pickle(folder, name: str, marker) -> None:
+    """A payload that writes ``marker`` when unpickled, in place of checkpoint file ``name``,
+    in each form a loader could be fooled by."""
+    path = folder / "checkpoint" / name
+    if name == "agent.pt":  # a torch file whose entries are not tensors
+        torch.save({"policy": RunsCode(marker), "optimizer": {}}, path)
+    elif name == "replay_buffer.npz":  # the right arrays, one of them an object array
+        with np.load(path) as arrays:
+            arrays = dict(arrays)
+        arrays["rewards"] = np.array([RunsCode(marker)], dtype=object)
+        np.savez(path, **arrays)
+    else:  # a bare pickle under the name of an array file, or an older version's pickle
+        path.write_bytes(pickle.dumps(RunsCode(marker)))
+
+
+@pytest.mark.parametrize(
+    "name", ["agent.pt", "replay_buffer.npz", "vecnormalize.npz", "vecnormalize.pkl"]
+)
 @pytest.mark.slow
-def test_resume_refuses_checkpoint_files_that_are_not_the_ones_written(tiny_run, tmp_path):
+def test_resume_loads_no_pickle_from_a_checkpoint(tiny_run, tmp_path, name):
+    """A checkpoint is data: a planted pickle is refused (or, under an older version's
+    name, never read), whatever checksums or files beside it say."""
     folder = tmp_path / "run"
     shutil.copytree(tiny_run, folder)
-    replay = folder / "checkpoint" / "replay_buffer.pkl"
-    replay.write_bytes(pickle.dumps(RunsCode(tmp_path / "code_ran")))
+    marker = tmp_path / "code_ran"
+    plant_pickle(folder, name, marker)
+    args = ["--preset", "tiny", "--mdp", "paper", "--episodes", "1", "--output", str(folder)]
+    result = run_script("agents/sb3_dqn.py", *args, "--resume")
+    assert not marker.exists()
+    if name == "vecnormalize.pkl":  # not a file this version reads: the resume goes on
+        assert result.returncode == 0, result.stderr
+    else:
+        assert result.returncode != 0 and "Traceback" not in result.stderr
+        assert f"--resume: {folder / 'checkpoint' / name}" in result.stderr
+
+
+@pytest.mark.slow
+def test_resume_refuses_a_checkpoint_of_the_pickle_format(tiny_run, tmp_path):
+    folder = tmp_path / "run"
+    shutil.copytree(tiny_run, folder)
+    (folder / "checkpoint" / "agent.pt").unlink()
+    (folder / "checkpoint" / "model.zip").write_bytes(b"PK")
     args = ["--preset", "tiny", "--mdp", "paper", "--episodes", "1", "--output", str(folder)]
     result = run_script("agents/sb3_dqn.py", *args, "--resume")
     assert result.returncode != 0 and "Traceback" not in result.stderr
-    assert "not the ones this run wrote (replay_buffer.pkl)" in result.stderr
-    assert not (tmp_path / "code_ran").exists()
+    assert "not a checkpoint of this version" in result.stderr and "model.zip" in result.stderr
 
 
 @pytest.mark.slow

@@ -103,6 +103,41 @@ def test_an_in_memory_set_of_any_shape_and_class_count_trains():
     assert lr_env.episode.trainer.loader.flip
 
 
+def test_a_name_keeps_its_data_for_the_envs_made_from_it():
+    train, test = random_set(64, (3, 8, 8), 4, seed=0), random_set(16, (3, 8, 8), 4, seed=1)
+    register_dataset("mine", train, test)
+    env = LRScheduleEnv(preset="tiny", dataset="mine", batch_size=16)
+    steps = env.config.steps_per_episode
+    register_dataset("mine", train, test)  # the same data again: nothing changes
+    with pytest.raises(ValueError, match=r"name='mine' is not allowed: a name not yet given"):
+        register_dataset("mine", random_set(32, (3, 8, 8), 4, seed=2), test)
+    assert env.config.steps_per_episode == steps
+    assert datasets.SOURCES["mine"].train_size == 64
+    env.reset(seed=0)
+    env.step(0)  # still trains on the data it was made with
+
+
+def test_a_saved_episode_is_refused_on_other_data_under_its_name():
+    train, test = random_set(64, (3, 8, 8), 4, seed=0), random_set(16, (3, 8, 8), 4, seed=1)
+    register_dataset("mine", train, test)
+    env = LRScheduleEnv(preset="tiny", dataset="mine", batch_size=16)
+    env.reset(seed=0)
+    env.step(0)
+    state = env.state_dict()
+    same = LRScheduleEnv(preset="tiny", dataset="mine", batch_size=16)
+    same.load_state_dict(state)  # the same data: it continues
+    assert same.episode.steps == 1
+    # another process: the name given to images of the same shape and count
+    del datasets.SOURCES["mine"]
+    register_dataset("mine", random_set(64, (3, 8, 8), 4, seed=5), test)
+    other = LRScheduleEnv(preset="tiny", dataset="mine", batch_size=16)
+    other.reset(seed=0)
+    episode = other.episode
+    with pytest.raises(ValueError, match="on other data than this env's 'mine'"):
+        other.load_state_dict(state)
+    assert other.episode is episode  # left as it was
+
+
 @pytest.mark.parametrize(
     "train, test, kwargs, message",
     [

@@ -1,13 +1,16 @@
-"""An SB3 DQN run's checkpoints and its exact resume.
+"""An SB3 DQN run's checkpoints and its exact resume, in files that hold no code.
 
-``checkpoint/`` holds what the rest of a run depends on: SB3's model, replay buffer and
-``VecNormalize`` (its pickle-based formats, with their sha256 in ``checksums.json``), the
-normalisation statistics as JSON, the episode log, every random state the rest of the run
-draws from (``random_states``) and, when a checkpoint falls inside episodes, each env's
-running episode (``LRScheduleEnv.save``) and the observations SB3 acts from.
-``load_checkpoint`` puts all of it back, so that a resumed run goes on exactly as the
-uninterrupted one would have (SB3 has no public API for some of it: the places that reach
-into its attributes say so).
+``checkpoint/`` holds what the rest of a run depends on, as tensors, arrays and JSON only:
+the Q-network, its target and the optimizer's state (``agent.pt``, read with
+``weights_only=True``), the replay buffer and the normalisation statistics (``.npz``, read
+with ``allow_pickle=False``), SB3's counters, the episode log and every random state the
+rest of the run draws from (``state.json``) and, when a checkpoint falls inside episodes,
+each env's running episode (``LRScheduleEnv.save``) and the observations SB3 acts from.
+``load_checkpoint`` builds the agent afresh from the run's settings and puts all of it
+back, each array checked against the shape and type the settings give before it is read,
+so that a resumed run goes on exactly as the uninterrupted one would have, and a
+checkpoint is data, never code (SB3 has no public API for some of it: the places that
+reach into its attributes say so).
 
 A checkpoint is written whole to a side folder and swapped in by two renames
 (``save_checkpoint``); ``recover_checkpoint`` finishes or undoes a swap a kill cut short.
@@ -16,11 +19,11 @@ A checkpoint is written whole to a side folder and swapped in by two renames
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
-import os
 import random
 import shutil
+import zipfile
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,37 +39,35 @@ from stable_baselines3.common.vec_env import VecFrameStack, VecNormalize
 from qan_env.files import replace_atomically, write_atomically
 from qan_env.sb3.callbacks import EpisodeLog
 from qan_env.sb3.normalization import Normalization, write_normalization
+from qan_env.tensors import check_like, load_tensors, read_bounded
+
+#: What ``load_checkpoint`` builds a resumed run into: a fresh agent and its statistics.
+Built = tuple[DQN, VecNormalize]
 
 CHECKPOINT_FOLDER = "checkpoint"
 MODEL_FILE = "model.zip"
-CHECKSUM_FILE = "checksums.json"
 STATE_FILE = "state.json"
-#: A checkpoint's files that only SB3's pickle-based loaders read; checksums.json records them.
+#: The Q-network, its target and the optimizer's state (``torch.save``, read back with
+#: ``weights_only=True``).
+AGENT_FILE = "agent.pt"
+REPLAY_FILE = "replay_buffer.npz"
+STATISTICS_FILE = "vecnormalize.npz"
+#: The names an older version's checkpoint used: SB3's pickle-based files.
 PICKLED_FILES = (MODEL_FILE, "replay_buffer.pkl", "vecnormalize.pkl")
-
-
-def file_digest(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def write_checksums(folder: Path, names: list[str]) -> Path:
-    """The sha256 of each named file of ``folder``, recorded when they are written."""
-    sums = {name: file_digest(Path(folder) / name) for name in names}
-    return write_atomically(Path(folder) / CHECKSUM_FILE, json.dumps(sums, indent=2) + "\n")
-
-
-def changed_files(folder: Path) -> list[str]:
-    """The files whose content is not what ``checksums.json`` recorded (all of them when
-    there is no record)."""
-    path = Path(folder) / CHECKSUM_FILE
-    if not path.is_file():
-        return ["(no checksums.json)"]
-    sums = json.loads(path.read_text())
-    return [
-        name
-        for name, digest in sums.items()
-        if not (Path(folder) / name).is_file() or file_digest(Path(folder) / name) != digest
-    ]
+#: The replay buffer's arrays a checkpoint keeps (SB3's ``ReplayBuffer`` attributes).
+REPLAY_ARRAYS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
+#: Scalars of SB3's DQN that the rest of a run depends on (SB3 has no public API for them):
+#: the step and update counts, the target network's clock, the exploration schedule's place.
+MODEL_COUNTERS = (
+    "num_timesteps",
+    "_episode_num",
+    "_n_updates",
+    "_n_calls",
+    "exploration_rate",
+    "_current_progress_remaining",
+)
+#: The most bytes a checkpoint's ``agent.pt`` may take beyond its tensors' own size.
+_PICKLE_SLACK = 1 << 20
 
 
 def model_folder(folder: Path) -> tuple[Path, str]:
@@ -76,7 +77,7 @@ def model_folder(folder: Path) -> tuple[Path, str]:
     if (folder / MODEL_FILE).is_file():
         return folder, ""
     checkpoint = folder / CHECKPOINT_FOLDER
-    if (checkpoint / MODEL_FILE).is_file():
+    if (checkpoint / AGENT_FILE).is_file() and has_checkpoint(checkpoint):
         state = json.loads((checkpoint / STATE_FILE).read_text())
         return checkpoint, (
             f"note: {folder} is unfinished (no {MODEL_FILE}): evaluating its last checkpoint, "
@@ -85,7 +86,7 @@ def model_folder(folder: Path) -> tuple[Path, str]:
         )
     raise FileNotFoundError(
         f"{folder} is unfinished and has no checkpoint yet (no {MODEL_FILE}, no "
-        f"{CHECKPOINT_FOLDER}/{MODEL_FILE}): --resume the run, or wait for its first checkpoint"
+        f"{CHECKPOINT_FOLDER}/{AGENT_FILE}): --resume the run, or wait for its first checkpoint"
     )
 
 
@@ -252,14 +253,22 @@ def save_checkpoint(
     partial, old = (folder.with_name(folder.name + suffix) for suffix in (".partial", ".old"))
     _remove(partial)
     partial.mkdir(parents=True)
-    model.save(partial / MODEL_FILE)
-    model.save_replay_buffer(partial / "replay_buffer.pkl")
-    model.get_vec_normalize_env().save(str(partial / "vecnormalize.pkl"))
-    write_normalization(partial, Normalization.of(model.get_vec_normalize_env()))
-    for name in PICKLED_FILES:
-        with open(partial / name, "rb") as file:
-            os.fsync(file.fileno())
-    write_checksums(partial, list(PICKLED_FILES))
+    agent = {"policy": model.policy.state_dict(), "optimizer": model.policy.optimizer.state_dict()}
+    replace_atomically(partial / AGENT_FILE, lambda path: torch.save(agent, path))
+    buffer = model.replay_buffer
+    arrays = {name: getattr(buffer, name) for name in REPLAY_ARRAYS}
+    replace_atomically(partial / REPLAY_FILE, lambda path: np.savez(path, **arrays))
+    venv = model.get_vec_normalize_env()
+    replace_atomically(
+        partial / STATISTICS_FILE, lambda path: np.savez(path, **running_statistics(venv))
+    )
+    write_normalization(partial, Normalization.of(venv))
+    state = {
+        **state,
+        "model": {name: getattr(model, name) for name in MODEL_COUNTERS},
+        "episode_infos": list(model.ep_info_buffer or ()),
+        "replay": {"pos": buffer.pos, "full": buffer.full},
+    }
     if save_more is not None:
         save_more(partial)
     write_atomically(partial / STATE_FILE, json.dumps(state, indent=2))  # complete now
@@ -268,6 +277,46 @@ def save_checkpoint(
         folder.rename(old)
     partial.rename(folder)
     _remove(old)
+
+
+def running_statistics(venv: VecNormalize) -> dict[str, np.ndarray]:
+    """``VecNormalize``'s running means, variances and counts of the observations and of
+    the discounted returns, as arrays."""
+    return {
+        f"{prefix}_{name}": np.asarray(getattr(rms, name), dtype=np.float64)
+        for prefix, rms in (("obs", venv.obs_rms), ("ret", venv.ret_rms))
+        for name in ("mean", "var", "count")
+    }
+
+
+def read_arrays(path: Path, like: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The arrays of the ``.npz`` at ``path``, each of the shape and type of its namesake in
+    ``like`` (what this run's settings make): sizes checked before anything is read, no
+    pickle (``allow_pickle=False``); a ValueError naming the file and the array else."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            sizes = {i.filename.removesuffix(".npy"): i.file_size for i in archive.infolist()}
+    except zipfile.BadZipFile:
+        raise ValueError(f"{path} is not a file of arrays (.npz)") from None
+    if set(sizes) != set(like):
+        raise ValueError(f"{path} holds {sorted(sizes)}, not the arrays {sorted(like)}")
+    for name, array in like.items():
+        if sizes[name] > array.nbytes + 4096:  # the .npy header is some bytes
+            raise ValueError(f"{path}: {name} holds {sizes[name]:,} bytes, not {array.nbytes:,}")
+    result = {}
+    with np.load(path, allow_pickle=False) as arrays:
+        for name, array in like.items():
+            try:
+                got = arrays[name]
+            except ValueError as error:  # an object array: a pickle, never read
+                raise ValueError(f"{path}: {name} is not an array of numbers: {error}") from None
+            if (got.shape, got.dtype) != (array.shape, array.dtype):
+                raise ValueError(
+                    f"{path}: {name} is {got.shape} {got.dtype}, where this run's settings "
+                    f"make it {array.shape} {array.dtype}"
+                )
+            result[name] = got
+    return result
 
 
 def recover_checkpoint(folder: Path) -> None:
@@ -303,25 +352,48 @@ class Resumed:
 
 
 def load_checkpoint(
-    folder: Path, frames: VecFrameStack, env: EpisodeStart | None, trust: bool
+    folder: Path, frames: VecFrameStack, env: EpisodeStart | None, build: Callable[[], Built]
 ) -> Resumed:
     """The run of ``folder`` (a ``checkpoint/``) on the envs ``frames`` stacks, ready to
-    go on. SB3's pickles are loaded only when they match their checksums, or with
-    ``trust``; a ValueError says what is wrong otherwise."""
-    if (changed := changed_files(folder)) and not trust:
+    go on: ``build()`` makes the agent and its ``VecNormalize`` as a fresh run of the same
+    settings would, unseeded (a seeded one would seed the envs' next reset again), and
+    the checkpoint's tensors, arrays and counters go into them. Nothing in the folder is
+    code; a ValueError says what does not fit."""
+    if not (folder / AGENT_FILE).is_file():
+        old = [name for name in PICKLED_FILES if (folder / name).exists()]
         raise ValueError(
-            f"{folder} holds files that are not the ones this run wrote "
-            f"({', '.join(changed)}); they are pickles, which can run code. Pass --trust "
-            f"to load them anyway"
+            f"{folder} is not a checkpoint of this version (no {AGENT_FILE}"
+            + (f"; it holds {', '.join(old)}: SB3 pickles, which are never loaded" if old else "")
+            + "): start the run afresh in another --output"
         )
     state = json.loads((folder / STATE_FILE).read_text())
-    venv = VecNormalize.load(str(folder / "vecnormalize.pkl"), frames)
-    # Loaded without the env, so that SB3 does not seed it again with --seed (which would
-    # run the first episodes again), then every random state put back: the run goes on as
-    # if it had not been interrupted.
-    model = DQN.load(folder / MODEL_FILE, device="cpu")
-    model.set_env(venv)
-    model.load_replay_buffer(folder / "replay_buffer.pkl")
+    model, venv = build()
+    source = folder / AGENT_FILE
+    fresh = model.policy.state_dict()
+    limit = 3 * sum(t.numel() * t.element_size() for t in fresh.values()) + _PICKLE_SLACK
+    with open(source, "rb") as file:
+        agent = load_tensors(read_bounded(file, limit, str(source)), str(source))
+    if not isinstance(agent, dict) or set(agent) != {"policy", "optimizer"}:
+        raise ValueError(f"{source} is not a checkpoint's agent (policy and optimizer)")
+    check_like(agent["policy"], fresh, str(source))
+    _check_optimizer(model.policy.optimizer, agent["optimizer"], source)
+    model.policy.load_state_dict(agent["policy"])
+    model.policy.optimizer.load_state_dict(agent["optimizer"])
+    buffer = model.replay_buffer
+    like = {name: getattr(buffer, name) for name in REPLAY_ARRAYS}
+    for name, array in read_arrays(folder / REPLAY_FILE, like).items():
+        getattr(buffer, name)[...] = array
+    buffer.pos, buffer.full = int(state["replay"]["pos"]), bool(state["replay"]["full"])
+    statistics = read_arrays(folder / STATISTICS_FILE, running_statistics(venv))
+    for prefix, rms in (("obs", venv.obs_rms), ("ret", venv.ret_rms)):
+        rms.mean, rms.var = statistics[f"{prefix}_mean"], statistics[f"{prefix}_var"]
+        rms.count = float(statistics[f"{prefix}_count"])
+    if set(state["model"]) != set(MODEL_COUNTERS):
+        raise ValueError(f"{folder / STATE_FILE}: 'model' holds other than {MODEL_COUNTERS}")
+    for name, value in state["model"].items():  # SB3 has no public setter for these
+        setattr(model, name, type(getattr(model, name))(value))
+    model.ep_info_buffer = deque(state["episode_infos"], maxlen=model._stats_window_size)
+    model.ep_success_buffer = deque(maxlen=model._stats_window_size)
     restore_random_states(state["random_state"], model, env)
     # The cut episode again, from its first state. SB3 has no public way to start from a
     # given observation: its own reset would count this one twice in the normalisation
@@ -334,6 +406,31 @@ def load_checkpoint(
     if "episode_in_progress" in state:  # cut mid-way: it goes on from there
         in_progress = resume_episodes(folder, state, model, frames)
     return Resumed(model, venv, state["episodes"], state["steps"], in_progress)
+
+
+def _check_optimizer(optimizer: torch.optim.Optimizer, saved: Any, source: Path) -> None:
+    """``saved`` is a state of ``optimizer``: its groups over the same parameters, each
+    moment of its parameter's shape (a step count: one number)."""
+    groups = optimizer.state_dict()["param_groups"]
+    if not (
+        isinstance(saved, dict)
+        and isinstance(saved.get("state"), dict)
+        and isinstance(saved.get("param_groups"), list)
+        and [g.get("params") if isinstance(g, dict) else g for g in saved["param_groups"]]
+        == [g["params"] for g in groups]
+    ):
+        raise ValueError(f"{source}: the optimizer's state is not this run's optimizer's")
+    parameters = [p for group in optimizer.param_groups for p in group["params"]]
+    for index, moments in saved["state"].items():
+        if not (isinstance(index, int) and 0 <= index < len(parameters)):
+            raise ValueError(f"{source}: the optimizer's state names parameter {index!r}")
+        for name, tensor in moments.items():
+            wanted = torch.Size(() if name == "step" else parameters[index].shape)
+            if not isinstance(tensor, torch.Tensor) or tensor.shape != wanted:
+                raise ValueError(
+                    f"{source}: the optimizer's {name} of parameter {index} is not of shape "
+                    f"{tuple(wanted)}"
+                )
 
 
 def has_checkpoint(folder: Path) -> bool:

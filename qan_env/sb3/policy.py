@@ -2,11 +2,11 @@
 
 ``model.zip`` is SB3's archive: its ``policy.pth`` entry holds the Q-network's weights as
 tensors (read with ``weights_only=True``); its other entries are pickles and are not read.
+An unfinished run's checkpoint holds the same weights in its ``agent.pt``.
 """
 
 from __future__ import annotations
 
-import io
 import pickle
 import zipfile
 from pathlib import Path
@@ -18,8 +18,9 @@ from stable_baselines3.common.vec_env.stacked_observations import StackedObserva
 from stable_baselines3.dqn.policies import DQNPolicy
 
 from qan_env.evaluation import TRAINED
-from qan_env.sb3.checkpoint import MODEL_FILE, model_folder
+from qan_env.sb3.checkpoint import AGENT_FILE, MODEL_FILE, model_folder
 from qan_env.sb3.normalization import Normalization, read_normalization
+from qan_env.tensors import load_tensors, read_bounded
 
 #: The most bytes a policy's weights may take: a DQN's Q-network is some kilobytes; the
 #: bound keeps an untrusted ``model.zip`` (a zip bomb, a tensor whose shape lies about its
@@ -42,21 +43,27 @@ def policy_weights(model_zip: Path) -> dict[str, torch.Tensor]:
                 f"policy's weights take (at most {MAX_POLICY_BYTES:,})"
             )
         with archive.open(entry) as file:  # the size it states is not trusted either
-            data = file.read(MAX_POLICY_BYTES + 1)
-    if len(data) > MAX_POLICY_BYTES:
-        raise ValueError(f"{model_zip}: policy.pth is larger than {MAX_POLICY_BYTES:,} bytes")
-    weights = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    if not isinstance(weights, dict):
-        raise ValueError(f"{model_zip}: policy.pth is not a dict of tensors")
-    for name, tensor in weights.items():
-        if not isinstance(tensor, torch.Tensor):
-            raise ValueError(f"{model_zip}: policy.pth entry {name!r} is not a tensor")
-        size = tensor.numel() * tensor.element_size()
-        if not tensor.is_contiguous() or tensor.untyped_storage().nbytes() < size:
-            raise ValueError(
-                f"{model_zip}: policy.pth entry {name!r} of shape {tuple(tensor.shape)} is "
-                f"not dense over its own storage (a stride-0 or overlapping tensor)"
-            )
+            data = read_bounded(file, MAX_POLICY_BYTES, f"{model_zip}: policy.pth")
+    return _weights(load_tensors(data, f"{model_zip}: policy.pth"), f"{model_zip}: policy.pth")
+
+
+def checkpoint_policy_weights(checkpoint: Path) -> dict[str, torch.Tensor]:
+    """The policy's weights in a checkpoint's ``agent.pt``, read as ``policy_weights``
+    reads them (the file also holds the optimizer's state: twice the weights more)."""
+    path = Path(checkpoint) / AGENT_FILE
+    with open(path, "rb") as file:
+        data = read_bounded(file, 3 * MAX_POLICY_BYTES, str(path))
+    agent = load_tensors(data, str(path))
+    if not isinstance(agent, dict) or "policy" not in agent:
+        raise ValueError(f"{path} has no 'policy' entry: not a checkpoint's agent")
+    return _weights(agent["policy"], str(path))
+
+
+def _weights(weights: object, source: str) -> dict[str, torch.Tensor]:
+    if not isinstance(weights, dict) or not all(
+        isinstance(t, torch.Tensor) for t in weights.values()
+    ):
+        raise ValueError(f"{source} is not a dict of tensors")
     return weights
 
 
@@ -94,7 +101,10 @@ class SB3Policy:
         pickle, which can run code: it is read only with ``trust``.
         """
         folder, note = model_folder(run_dir)
-        weights = policy_weights(folder / MODEL_FILE)
+        if (folder / MODEL_FILE).is_file():
+            weights = policy_weights(folder / MODEL_FILE)
+        else:  # an unfinished run's checkpoint
+            weights = checkpoint_policy_weights(folder)
         layers = sorted(
             (int(key.split(".")[2]), tensor)
             for key, tensor in weights.items()

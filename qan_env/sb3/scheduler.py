@@ -122,9 +122,7 @@ class PolicyLR(LRScheduler):
         self.decisions = -(-total_steps // every)
         self.actions = make_actions(self.config, self.decisions)
         self.parameters = [p for group in groups for p in group["params"]]
-        self.observer = RunObserver(
-            self.config, self.actions, self.parameters, (), total_steps
-        )
+        self.observer = RunObserver(self.config, self.actions, self.parameters, (), total_steps)
         self.policy = SB3Policy.load(folder)
         self.policy.reset(0)
         self.heldout_loss = heldout_loss if saved.uses_heldout_loss else None

@@ -11,6 +11,7 @@ which images a run reads.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -60,6 +61,9 @@ class DataSource:
     flip: bool
     """Whether a mirrored image keeps its label (clothes, objects: yes; digits: no), so
     whether training draws random horizontal flips."""
+    fingerprint: str | None = None
+    """An in-memory set's sha256 over its images, labels, classes and flip (what a saved
+    episode is checked against); None: a built-in set, read from files or generated."""
 
 
 def _torchvision_reader(
@@ -217,8 +221,6 @@ SOURCES: dict[str, DataSource] = {
     ),
 }
 BUILT_IN = tuple(SOURCES)
-#: The in-memory sets of this process, by name; their reads are not cached (no files).
-_REGISTERED: set[str] = set()
 
 
 #: The most classes a registered data set may have: far above any image benchmark's, low
@@ -237,7 +239,9 @@ def register_dataset(
     same image shape. ``flip``: whether training may mirror the images (only if a mirrored
     image keeps its label). The name lives in this process only: register it again
     wherever the env is made (a run's ``config.json`` names it, it does not hold it).
-    Registering a name again replaces its data.
+    A name names one data set for the life of the process, so that an env made from it
+    keeps its data: registering it again with the same data does nothing, with other data
+    is refused (register that under a new name).
     """
     if not isinstance(name, str) or not name or name in BUILT_IN:
         refuse("name", name, f"a new non-empty name, not a built-in data set {BUILT_IN}")
@@ -271,9 +275,29 @@ def register_dataset(
         )
     train_copy = ImageSet(train.images.cpu().contiguous(), train.labels.cpu())
     test_copy = ImageSet(test.images.cpu().contiguous(), test.labels.cpu())
-    SOURCES[name] = DataSource(lambda c: (train_copy, test_copy), len(train), classes, flip)
-    _REGISTERED.add(name)
-    _load.cache_clear()  # a name registered again must not serve the old data
+    fingerprint = _fingerprint(train_copy, test_copy, classes, flip)
+    if name in SOURCES and SOURCES[name].fingerprint != fingerprint:
+        refuse(
+            "name",
+            name,
+            "a name not yet given to other data: envs made from it keep that data, so a "
+            "name is registered once per process (register the new data under a new name)",
+        )
+    SOURCES[name] = DataSource(
+        lambda c: (train_copy, test_copy), len(train), classes, flip, fingerprint
+    )
+
+
+def _fingerprint(train: ImageSet, test: ImageSet, classes: int, flip: bool) -> str:
+    digest = hashlib.sha256(f"{classes} {flip} {tuple(train.images.shape)}".encode())
+    for tensor in (train.images, train.labels, test.images, test.labels):
+        digest.update(tensor.contiguous().numpy())  # read in place, never copied
+    return digest.hexdigest()
+
+
+def dataset_fingerprint(name: str) -> str | None:
+    """What ``register_dataset`` recorded of ``name``'s data (None: a built-in set)."""
+    return SOURCES[name].fingerprint
 
 
 def _check_split(split: str, data: ImageSet) -> None:
@@ -300,7 +324,7 @@ def load_dataset(fields: DataFields) -> tuple[ImageSet, ImageSet]:
     Sets read from files or generated are cached by these fields alone, so environments
     in one process share one read-only host copy whatever their other settings.
     """
-    if fields.dataset in _REGISTERED:
+    if SOURCES[fields.dataset].fingerprint is not None:  # in memory: nothing to cache
         return SOURCES[fields.dataset].read(fields)
     return _load(fields)
 
