@@ -172,7 +172,7 @@ class Comparison:
         path = self.output / "results.json"
         if path.is_file() and not self.episodes:  # continue: held episodes are not rerun
             held = json.loads(path.read_text())
-            if held["env"] != self.config.to_dict():
+            if config_from_dict(held["env"]).to_dict() != self.config.to_dict():
                 raise ValueError(
                     f"{path} holds a comparison on another env config: continue it with the "
                     f"settings it was started with, or give another output folder"
@@ -194,11 +194,9 @@ class Comparison:
         without running them again; returns how many were taken. ``source`` must be on the
         same instances, seeds and peaks, its env differing in ``POLICY_SETTINGS`` only."""
         held = json.loads((source / "results.json").read_text())
-        mine = self.config.to_dict()
+        mine, theirs = self.config.to_dict(), config_from_dict(held["env"]).to_dict()
         differ = sorted(
-            key
-            for key in set(mine) | set(held["env"])
-            if mine.get(key) != held["env"].get(key) and key not in POLICY_SETTINGS
+            key for key in mine if mine[key] != theirs[key] and key not in POLICY_SETTINGS
         )
         if differ:
             raise ValueError(

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from qan_env.config import LR_LIMIT, EnvConfig, make_config, with_overrides
+from qan_env.config import LR_LIMIT, EnvConfig, config_from_dict, make_config, with_overrides
 from qan_env.episode import Episode, Step, make_actions
 from qan_env.files import replace_atomically
 from qan_env.instances import Instance, InstanceSet
@@ -325,8 +325,13 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue the episode ``state_dict`` saved, on this env of the same config."""
-        if state["config"] != self.config.to_dict():
-            changed = [k for k, v in self.config.to_dict().items() if state["config"].get(k) != v]
+        mine = self.config.to_dict()
+        try:  # a field added since the state was saved reads as its default
+            saved = config_from_dict(state["config"]).to_dict()
+        except (ValueError, TypeError, KeyError) as error:
+            raise ValueError(f"this state's config is not an env config: {error}") from None
+        if saved != mine:
+            changed = [k for k, v in mine.items() if saved.get(k) != v]
             raise ValueError(
                 f"this state is of an env with another config ({', '.join(changed)} differ): "
                 f"make the env with the config it was saved from"

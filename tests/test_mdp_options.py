@@ -100,11 +100,20 @@ def test_anchored_multiplies_the_chosen_base_schedule():
         assert info["lr"] == expected
 
 
-def test_relative_holding_its_level_is_the_base_schedule_bit_for_bit():
-    env = LRScheduleEnv(preset="tiny", action_mode="relative", iterations_per_step=3)
+@pytest.mark.parametrize("anchor_lr", [None, 0.35])
+def test_relative_holding_its_level_is_the_base_schedule_bit_for_bit(anchor_lr):
+    env = LRScheduleEnv(
+        preset="tiny",
+        action_mode="relative",
+        observation="training",
+        iterations_per_step=3,
+        anchor_lr=anchor_lr,
+    )
     hold = env.action_names.index("x1")
     _, held = steps_of(env, lambda step: hold, seed=2)
-    base = run_episode(env, Cosine(env.config.initial_lr), seed=2)
+    base = run_episode(env, Cosine(anchor_lr or env.config.initial_lr), seed=2)
+    ratio = env.feature_names.index("log_lr_ratio")  # measured from the base's peak
+    assert held[0][0][ratio] == pytest.approx(0.0, abs=1e-6)
     assert [s[4]["lr"] for s in held] == pytest.approx(base.lrs, rel=1e-12)
     assert [s[4]["train_loss"] for s in held] == pytest.approx(base.train_losses, rel=1e-6)
 
@@ -270,6 +279,7 @@ def test_the_last_action_is_in_the_observation():
         ("heldout_size", 256, "fewer than the training split's 256 images"),
         ("heldout_size", -1, ">= 0"),
         ("lr_min", 0.0, "> 0.0"),
+        ("anchor_lr", 0.0, "> 0.0"),
     ],
 )
 def test_bad_option_values_are_refused_naming_the_field(field, value, allowed):

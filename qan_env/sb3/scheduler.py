@@ -67,7 +67,8 @@ class PolicyLR(LRScheduler):
 
     Args:
         optimizer: any optimizer with param groups (SGD, AdamW, ...); its lr at construction
-            is the run's initial lr, the guess the policy's decisions are relative to.
+            is the peak the policy's decisions are relative to (holding throughout gives
+            the cosine from it), also for a policy trained around a peak of its own.
         policy: a run folder of ``agents/sb3_dqn.py`` or a shipped policy's name ("general",
             "quick"), loaded without pickle; its ``config.json`` gives the decision rule,
             the action set and the observation.
@@ -117,7 +118,9 @@ class PolicyLR(LRScheduler):
                 f"the optimizer's lr is {initial_lr}: the policy's decisions are relative to "
                 f"the initial lr, which must be a finite number > 0"
             )
-        self.config = with_overrides(saved, {"initial_lr": initial_lr})
+        # The optimizer's lr is the peak the policy corrects, where its training runs had
+        # one of their own (``anchor_lr``: the cosine tuned once on them, for SGD there).
+        self.config = with_overrides(saved, {"initial_lr": initial_lr, "anchor_lr": None})
         self.every, self.total_steps = every, total_steps
         self.decisions = -(-total_steps // every)
         self.actions = make_actions(self.config, self.decisions)
