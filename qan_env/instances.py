@@ -116,22 +116,16 @@ _GENERAL_GRID = [
 ]
 #: Unseen combinations inside the training ranges (each on a data seed no run trains on).
 _GENERAL_INSIDE = [_GENERAL_GRID[i] for i in (1, 10, 15, 20, 26, 33)]
-#: The policy's own peak: the tuned-once cosine's, the best mean over the train split
-#: (docs/results/general, "Tuning runs"), so that holding is that cosine and each action
-#: corrects it from what the run shows.
-GENERAL_ANCHOR_LR = 0.8
-# Version 3: relative actions around the tuned-once cosine (x1/16 to x4: lr 0.05 to 3.2,
-# the tuning grid). Version 2 multiplied a cosine from the user's guess (x1/4 to x16);
-# version 1 chose the factor afresh at every step (anchored).
+# Version 2: relative actions (halve, hold or double a cosine's multiplier, from 1/4 to 16
+# times the guess); version 1 chose the factor afresh at every step (anchored).
 GENERAL = InstanceSet(
     name="general",
-    version=3,
+    version=2,
     preset="quick",
     shared={
         "action_mode": "relative",
-        "anchor_lr": GENERAL_ANCHOR_LR,
         "scale_factors": (0.5, 1.0, 2.0),
-        "anchor_factors": (1 / 16, 4.0),
+        "anchor_factors": (0.25, 16.0),
         "observation": "training",
         "observe_update": True,
         "reward": "heldout_log_loss",

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import ROOT
 
 from qan_env import LRScheduleEnv, LRScheduleVectorEnv, instance_config, make_config
-from qan_env.comparison import Comparison
 from qan_env.evaluation import run_episode
-from qan_env.instances import GENERAL_ANCHOR_LR, INSTANCE_SETS, SPLITS
+from qan_env.instances import INSTANCE_SETS, SPLITS
 from qan_env.schedules import Cosine
 
 TINY_BUDGET = {"epochs": 1, "synthetic_train_size": 1024, "synthetic_test_size": 64}
@@ -124,13 +122,3 @@ def test_a_vector_env_runs_each_sub_env_on_its_own_instance():
     assert len(set(infos["instance"])) >= 2  # several instances, trained side by side
     _, _, _, _, infos = env.step(np.array([2, 2, 2]))
     assert all(isinstance(name, str) for name in infos["instance"])
-
-
-def test_the_general_policys_peak_is_the_tuned_once_cosines_of_its_comparison():
-    """The general set's base schedule is the cosine tuned once on its train split: the
-    peak its committed comparison picked from the tuning runs."""
-    comparison = Comparison.load(ROOT / "docs" / "results" / "general")
-    once, _ = comparison.tuned_peaks()
-    assert GENERAL_ANCHOR_LR == once
-    hold = LRScheduleEnv(config=instance_config("general:train"))
-    assert hold.config.base_lr == once and hold.config.action_mode == "relative"
