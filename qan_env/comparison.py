@@ -70,6 +70,7 @@ POLICY_SETTINGS = (
     "action_mode",
     "observation",
     "observe_update",
+    "observe_optimizer",
     "decay_rate",
     "restart_lr",
     "keep_action",

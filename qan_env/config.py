@@ -63,6 +63,11 @@ class EnvConfig(TrainingConfig):
     observe_update: bool = False
     """With the training observation: add how far each step moved the weights relative to
     their size, ``log(|dw| / |w|)``, and its change (``qan_env.signals.UpdateRatio``)."""
+    observe_optimizer: bool = False
+    """With the training observation: add the step's lr and SGD's effective step
+    ``lr / (1 - momentum)``, logged, so that a policy trained across runs of different
+    momenta sees where each run is on the absolute scale (the relative actions' own
+    ``log_lr_ratio`` is measured from the instance's guessed initial lr)."""
     reward: str = "train_log_loss"
     """"train_log_loss" (paper eq. 9) or "heldout_log_loss" (the same on the held-out
     set; needs heldout_size > 0)."""
@@ -116,6 +121,9 @@ class EnvConfig(TrainingConfig):
         check_flag(self, "observe_update")
         if self.observe_update and "training" not in self.observation:
             refuse("observe_update", True, "only with the training observation")
+        check_flag(self, "observe_optimizer")
+        if self.observe_optimizer and "training" not in self.observation:
+            refuse("observe_optimizer", True, "only with the training observation")
         if self.reward == "heldout_log_loss" and self.heldout_size == 0:
             refuse("reward", self.reward, "only with a held-out set: heldout_size > 0 (say 1024)")
         check_float(self, "decay_rate", 0.0, 1.0, low_open=True)

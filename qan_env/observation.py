@@ -8,7 +8,9 @@ config's ``observation``:
 - ``schedule``: progress ``t/T`` and ``log(lr / lr0)`` (``training``);
 - ``last_action``: the last action, as the action set describes it (``training``);
 - ``signals``: the loss, gradient and held-out signals (``training``);
-- ``update``: the step's update-to-weight ratio and its change (``observe_update``).
+- ``update``: the step's update-to-weight ratio and its change (``observe_update``);
+- ``optimizer``: the lr and the effective step ``lr / (1 - momentum)``, logged
+  (``observe_optimizer``).
 
 The layout makes the names and packs the values from the same list of blocks, and
 ``pack`` refuses a block whose values do not match its names, so entries cannot shift.
@@ -29,10 +31,12 @@ from qan_env.actions import ActionSet
 from qan_env.config import EnvConfig
 from qan_env.features import feature_names, layer_statistics
 from qan_env.signals import (
+    OPTIMIZER_NAMES,
     SCHEDULE_NAMES,
     UPDATE_NAMES,
     TrainingSignals,
     UpdateRatio,
+    optimizer_signals,
     schedule_signals,
     signal_names,
 )
@@ -53,6 +57,8 @@ class ObservationLayout:
             blocks["signals"] = signal_names(config.uses_heldout_loss)
             if config.observe_update:
                 blocks["update"] = UPDATE_NAMES
+            if config.observe_optimizer:
+                blocks["optimizer"] = OPTIMIZER_NAMES
         self.blocks = blocks
         self.names = tuple(name for names in blocks.values() for name in names)
 
@@ -95,6 +101,7 @@ class RunObserver:
         self.actions = actions
         self.monitored = list(monitored) if "weights" in self.layout else []
         self.total_iterations, self.reference_lr = total_iterations, config.base_lr
+        self.momentum = config.momentum
         self.signals = None
         if "signals" in self.layout:
             self.signals = TrainingSignals(heldout=config.uses_heldout_loss)
@@ -149,6 +156,8 @@ class RunObserver:
             values["signals"] = host["signals"]
         if "update" in self.layout:
             values["update"] = host["update"]
+        if "optimizer" in self.layout:
+            values["optimizer"] = optimizer_signals(lr, self.momentum)
         heldout_loss = float(host["heldout"][0]) if "heldout" in host else None
         return self.layout.pack(values), float(host["loss"][0]), heldout_loss
 

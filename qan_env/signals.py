@@ -14,7 +14,11 @@ same on another network, data set or budget:
   ``grad_norm_change``, its change since the last step;
 - with a held-out set: ``log_heldout_loss`` and ``heldout_loss_change``;
 - with ``observe_update``: ``log_update_ratio``, how far the step moved the weights
-  relative to their size, and ``update_ratio_change`` (``UpdateRatio``).
+  relative to their size, and ``update_ratio_change`` (``UpdateRatio``);
+- with ``observe_optimizer``: ``log_lr``, the step's lr on its own scale, and
+  ``log_effective_lr``, ``log(lr / (1 - momentum))``, the step size SGD's momentum
+  amounts to in steady state (what the user set, not a measurement: these two are not
+  scale-free, they say where on the absolute scale a run is).
 
 The loss, gradient and held-out parts are computed on the device from the step's losses;
 the env brings them to the host in the step's one copy.
@@ -52,6 +56,16 @@ def signal_names(heldout: bool) -> tuple[str, ...]:
 def schedule_signals(iteration: int, total_iterations: int, lr: float, reference_lr: float) -> list:
     """``progress`` and ``log_lr_ratio``, from numbers the host already has."""
     return [iteration / total_iterations, math.log(max(lr / reference_lr, MIN_LR_RATIO))]
+
+
+OPTIMIZER_NAMES = ("log_lr", "log_effective_lr")
+
+
+def optimizer_signals(lr: float, momentum: float) -> list:
+    """``log_lr`` and ``log_effective_lr``: the lr and ``lr / (1 - momentum)``, logged (an
+    lr of 0 as 1e-6, and ``1 - momentum`` floored at 1e-6, so that both stay finite)."""
+    log_lr = math.log(max(lr, MIN_LR_RATIO))
+    return [log_lr, log_lr - math.log(max(1.0 - momentum, MIN_LR_RATIO))]
 
 
 class TrainingSignals:

@@ -120,7 +120,16 @@ class PolicyLR(LRScheduler):
             )
         # The optimizer's lr is the peak the policy corrects, where its training runs had
         # one of their own (``anchor_lr``: the cosine tuned once on them, for SGD there).
-        self.config = with_overrides(saved, {"initial_lr": initial_lr, "anchor_lr": None})
+        run = {"initial_lr": initial_lr, "anchor_lr": None}
+        if saved.observe_optimizer:  # the policy observes the momentum: this optimizer's
+            if not isinstance(groups[0].get("momentum"), (int, float)):
+                raise ValueError(
+                    f"{folder} observes SGD's momentum (observe_optimizer=True), and this "
+                    f"optimizer's param groups have none: PolicyLR runs it with "
+                    f"torch.optim.SGD (or an optimizer whose groups hold a 'momentum')"
+                )
+            run["momentum"] = float(groups[0]["momentum"])
+        self.config = with_overrides(saved, run)
         self.every, self.total_steps = every, total_steps
         self.decisions = -(-total_steps // every)
         self.actions = make_actions(self.config, self.decisions)
