@@ -6,7 +6,7 @@
 # which no observation shapes).
 cd "$(dirname "$0")/../../.."
 set -e
-python agents/sb3_dqn.py --instances general --env observe_optimizer=true \
+python agents/sb3_dqn.py --instances general --env observe_optimizer=True \
   --output runs/sb3_dqn/general4-seed0 --resume
 python examples/compare_schedules.py --run runs/sb3_dqn/general4-seed0 --instances general:test \
   --workers 2 --seeds 1000 1001 1002 --tune-seeds 0 1 --peaks 0.05 0.1 0.2 0.4 0.8 1.6 3.2 \
