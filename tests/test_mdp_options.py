@@ -312,6 +312,28 @@ def test_the_learning_mdp_is_sized_for_each_preset():
     assert "heldout_loss" in info and np.isfinite(observation).all()
 
 
+def test_the_optimizer_block_is_the_lr_and_the_effective_step_of_the_run_s_momentum():
+    env = LRScheduleEnv(
+        preset="tiny", observation="training", observe_optimizer=True, momentum=0.75
+    )
+    at = env.feature_names.index("log_lr")
+    assert env.feature_names[at:] == ["log_lr", "log_effective_lr"]
+    observation, _ = env.reset(seed=0)
+    lr = env.config.initial_lr
+    assert observation[at : at + 2] == pytest.approx([math.log(lr), math.log(lr / 0.25)])
+    observation, *_, info = env.step(0)  # the paper's decay: another lr
+    assert info["lr"] != lr
+    assert observation[at : at + 2] == pytest.approx(
+        [math.log(info["lr"]), math.log(info["lr"] / 0.25)], rel=1e-6
+    )
+    plain = LRScheduleEnv(preset="tiny", observation="training", observe_optimizer=True)
+    assert plain.config.momentum == 0.9  # the same lr, another momentum: another step
+    observation, _ = plain.reset(seed=0)
+    assert observation[at + 1] == pytest.approx(math.log(lr / 0.1))
+    with pytest.raises(ValueError, match="observe_optimizer=True is not allowed: only with"):
+        LRScheduleEnv(preset="tiny", observe_optimizer=True)
+
+
 def test_the_update_ratio_is_how_far_a_step_moved_the_weights():
     env = LRScheduleEnv(preset="tiny", observation="training", observe_update=True)
     names = env.feature_names

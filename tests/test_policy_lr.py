@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_script
 
 from qan_env import LRScheduleEnv, PolicyLR
-from qan_env.run_folder import saved_env
+from qan_env.run_folder import read_run_config, saved_env
 from qan_env.sb3 import SB3Policy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -199,3 +200,42 @@ def test_stepping_after_the_update_or_past_the_budget_is_refused():
     train(model, optimizer, scheduler, inputs, labels, 16)
     with pytest.raises(RuntimeError, match="total_steps=16"):
         scheduler.step(torch.tensor(1.0))
+
+
+@pytest.fixture(scope="module")
+def momentum_policy(tmp_path_factory):
+    """A one-episode policy on the tiny instance set that observes the optimizer (its
+    runs' momentum 0.9)."""
+    folder = tmp_path_factory.mktemp("momentum_policy")
+    args = ["--instances", "tiny", "--env", "observe_optimizer=True", "--episodes", "1"]
+    result = run_script("agents/sb3_dqn.py", *args, "--output", str(folder))
+    assert result.returncode == 0, result.stderr
+    return folder
+
+
+@pytest.mark.slow
+def test_a_policy_that_observes_the_momentum_reads_it_from_the_user_s_optimizer(
+    momentum_policy,
+):
+    run = {"instances": None, "momentum": 0.5, "eval_every_epochs": 0, "device": "cpu"}
+    env = LRScheduleEnv(config=saved_env(momentum_policy, run))
+    assert read_run_config(momentum_policy).env.momentum == 0.9 != env.config.momentum
+    expected, _ = env.reset(seed=2)
+    trainer = env.running_episode().trainer
+    for group in trainer.optimizer.param_groups:
+        group["lr"] = env.config.initial_lr
+    scheduler = PolicyLR(
+        trainer.optimizer, momentum_policy, env.total_iterations, trainer.heldout_loss
+    )
+    seen = []
+    act = scheduler.policy.act
+    scheduler.policy.act = lambda observation, step: (
+        seen.append(observation) or act(observation, step)
+    )
+    loop_lrs(trainer, scheduler, 1)
+    at = env.feature_names.index("log_effective_lr")
+    assert seen[0][at] == pytest.approx(math.log(env.config.initial_lr / 0.5))
+    assert seen[0] == pytest.approx(expected)  # what the env's episode saw, lr for lr
+    model, *_ = model_and_data()
+    with pytest.raises(ValueError, match="observes SGD's momentum"):
+        PolicyLR(torch.optim.Adam(model.parameters()), momentum_policy, 64, lambda: 1.0)
