@@ -65,6 +65,9 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
     ``initial_lr``). ``"training"``: scale-free training signals (``qan_env.signals``):
     progress, log lr ratio, the last action, loss moving averages and noise, gradient
     norm, and the held-out loss when there is a held-out set. ``"paper+training"``: both.
+    With the training signals, ``observe_update`` adds how far the step moved the weights
+    relative to their size, and ``observe_optimizer`` the log of the lr and of SGD's
+    effective step ``lr / (1 - momentum)``.
 
     ## Rewards
 
