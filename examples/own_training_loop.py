@@ -9,7 +9,8 @@ The network is not the env's Wide ResNet and the loop is not the env's: a small 
 training images held out for the loss the policy observes. The same run (the same seed,
 so the same initial weights and data order) is trained twice: with ``PolicyLR`` driven by
 the shipped general policy, and with ``CosineAnnealingLR`` from the same lr. It prints
-both final test accuracies.
+both final test accuracies. The README's ran with ``OMP_NUM_THREADS=1``, as the
+comparisons do: at another thread count a run differs by rounding.
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 #!/bin/bash
-# The general instance set, v2 (relative actions): one DQN trained across its train split,
-# then its comparison on the test split. The tuning and the baselines are v1's episodes
+# The general instance set, v2 (relative actions): one DQN trained across its train split
+# (the agent's default of 400 episodes: the policy in agents/pretrained/general; with
+# --episodes 200 it is the policy of docs/results/general-200-episodes), then its comparison
+# on the test split. The tuning and the baselines are v1's episodes
 # (docs/results/general-v1): the same training runs, which no action set shapes
 # (--baselines-from checks that the envs differ in what a policy sees and does only).
 # Each step continues where an interrupted one stopped.
