@@ -126,7 +126,9 @@ def test_train_together_equals_separate_training_and_leaves_each_run_whole():
     torch.testing.assert_close(losses, expected, rtol=1e-4, atol=1e-5)
     for a, b in zip(separate, together, strict=True):
         assert b.iteration == a.iteration == 3
-        torch.testing.assert_close(b.model.state_dict(), a.model.state_dict())
+        # the grouped convolution sums in another order: at 2 threads the batch-norm
+        # biases differ by about 1e-5 after 3 steps; another run's lr moves them by 1e-3
+        torch.testing.assert_close(b.model.state_dict(), a.model.state_dict(), atol=1e-4, rtol=1e-4)
         torch.testing.assert_close(b.gradient_norm(), a.gradient_norm(), rtol=1e-4, atol=0)
         momenta = [b.optimizer.state[p]["momentum_buffer"] for p in b.model.parameters()]
         assert all(m.shape == p.shape for m, p in zip(momenta, b.model.parameters(), strict=True))
