@@ -1,7 +1,8 @@
 #!/bin/bash
-# A trial on the general instance set (v2, as shipped) with twice the episodes: 400 (about 13
-# a train instance instead of 7), so that each action's value on a run is estimated from twice
-# the returns. The tuning and the baselines are the episodes of docs/results/general.
+# A trial on the general instance set (v2, then shipped at 200 episodes) with twice the
+# episodes: 400 (about 13 a train instance instead of 7), so that each action's value on a
+# run is estimated from twice the returns. The tuning and the baselines are the episodes of
+# docs/results/general.
 cd "$(dirname "$0")/../../.."
 set -e
 python agents/sb3_dqn.py --instances general --episodes 400 \
