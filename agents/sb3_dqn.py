@@ -5,6 +5,7 @@
     python agents/sb3_dqn.py --preset quick --resume        # continue from the last checkpoint
     python agents/sb3_dqn.py --evaluate runs/sb3_dqn/quick-seed0   # greedy, on held-out seeds
     python agents/sb3_dqn.py --evaluate agents/pretrained/quick    # the policy in the repo
+    python agents/sb3_dqn.py --ensemble RUN RUN ... --output FOLDER  # runs as one policy
 
 Every setting is a field of ``Args`` below, its docstring the reason for its default (the
 evidence, every configuration tried, is in docs/agent_design.md). A run folder (``--output``)
@@ -56,6 +57,7 @@ from qan_env.sb3.checkpoint import (
     recover_checkpoint,
     save_model,
 )
+from qan_env.sb3.policy import write_ensemble
 
 gym.register_envs(qan_env)
 
@@ -96,6 +98,10 @@ class Args:
     """continue from --output's checkpoint, exactly as the uninterrupted run would have"""
     evaluate: Path | None = None
     """a run folder: run its model greedily on --eval-seeds instead of training"""
+    ensemble: tuple[Path, ...] = ()
+    """finished run folders of one command, seeds apart: write them to --output as one
+    policy, which acts on the mean of their Q-values (qan_env.sb3.policy), instead of
+    training"""
     eval_seeds: tuple[int, ...] = HELD_OUT_SEEDS
     """seeds of the greedy evaluation: by default the held-out seeds"""
     n_envs: int = 1
@@ -426,10 +432,46 @@ def run_evaluation(args: Args) -> None:
     print(f"wrote {path}")
 
 
+def build_ensemble(args: Args) -> None:
+    """``--ensemble``: the runs as one policy folder at ``--output``; refused, before
+    anything is written, unless they ran one command with different ``--seed``s."""
+    if args.output is None:
+        raise SystemExit("--ensemble needs --output: the new folder the ensemble goes to")
+    try:
+        runs = [(folder, read_run_config(folder)) for folder in args.ensemble]
+    except (FileNotFoundError, ValueError) as error:
+        raise SystemExit(f"--ensemble: {error}") from error
+    may_differ = {"seed", "output", *RESUME_MAY_CHANGE}
+    (first_folder, first), members = runs[0], {}
+    for folder, run in runs:
+        differ = sorted(
+            f"--{name.replace('_', '-')}"
+            for name in first.agent.keys() | run.agent.keys()
+            if name not in may_differ and first.agent.get(name) != run.agent.get(name)
+        )
+        if differ:
+            raise SystemExit(
+                f"--ensemble: {folder} ran with another {', '.join(differ)} than "
+                f"{first_folder}: an ensemble's runs are one command, seeds apart"
+            )
+        name = f"seed{run.agent.get('seed')}"
+        if name in members:
+            raise SystemExit(f"--ensemble: {members[name]} and {folder} both ran {name}")
+        members[name] = folder
+    try:
+        write_ensemble(args.output, members, {**first.agent, "output": str(args.output)})
+    except (FileNotFoundError, ValueError) as error:
+        raise SystemExit(f"--ensemble: {error}") from error
+    print(f"wrote {args.output}: the runs {', '.join(members)} as one policy (ensemble.json)")
+
+
 def main() -> None:
     args = tyro.cli(Args, description=__doc__.split("\n")[0])
     if args.evaluate is not None:
         run_evaluation(args)
+        return
+    if args.ensemble:
+        build_ensemble(args)
         return
     if args.instances is not None:
         args.preset = cli.instance_set(args.instances).preset

@@ -192,8 +192,10 @@ class Comparison:
     def adopt_baselines(self, source: Path) -> int:
         """Take from the comparison in ``source`` every episode that no policy shapes (the
         tuning and the baselines), so that a new policy is judged on the same baseline runs
-        without running them again; returns how many were taken. ``source`` must be on the
-        same instances, seeds and peaks, its env differing in ``POLICY_SETTINGS`` only."""
+        without running them again; returns how many were taken. ``source`` must have the
+        same tuning seeds and peaks, its env differing in ``POLICY_SETTINGS`` only; of its
+        evaluation episodes, those on seeds of this comparison are taken (so that more seeds
+        grow from fewer)."""
         held = json.loads((source / "results.json").read_text())
         mine, theirs = self.config.to_dict(), config_from_dict(held["env"]).to_dict()
         differ = sorted(
@@ -204,11 +206,7 @@ class Comparison:
                 f"{source} ran another training run: its env differs in {', '.join(differ)}; "
                 f"only these may differ: {', '.join(POLICY_SETTINGS)}"
             )
-        for name, value in (
-            ("seeds", self.seeds),
-            ("tune_seeds", self.tune_seeds),
-            ("peaks", list(self.peaks)),
-        ):
+        for name, value in (("tune_seeds", self.tune_seeds), ("peaks", list(self.peaks))):
             if held[name] != value:
                 raise ValueError(f"{source} has {name} {held[name]}, this comparison {value}")
         done = {(e["purpose"], e["policy"], e["instance"], e["seed"]) for e in self.episodes}
@@ -216,6 +214,7 @@ class Comparison:
             e
             for e in held["episodes"]
             if e["policy"] not in POLICY_CONTENDERS
+            and (e["purpose"] == "tuning" or e["seed"] in self.seeds)
             and (e["purpose"], e["policy"], e["instance"], e["seed"]) not in done
         ]
         self.episodes.extend(taken)
@@ -238,9 +237,9 @@ class Comparison:
         ]
         self._run(tuning, self.train_config)  # its env finds the instances of both splits
         once, oracle = self.tuned_peaks()
-        tasks = []
-        for name in self.test_names:
-            for seed in self.seeds:
+        tasks = []  # seed by seed: an interrupted comparison holds whole seeds
+        for seed in self.seeds:
+            for name in self.test_names:
                 tasks += [
                     Task("evaluation", COSINE, name, seed, schedule="cosine", relative=1.0),
                     Task("evaluation", TUNED_ONCE, name, seed, schedule="cosine", lr=once),
@@ -261,9 +260,9 @@ class Comparison:
             replays = self.mean_lrs()
             replay = [
                 Task("evaluation", REPLAY, name, seed)
+                for seed in self.seeds
                 for name in self.test_names
                 if name in replays
-                for seed in self.seeds
             ]
             self._run(replay, self.config, replays)
 

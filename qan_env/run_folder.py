@@ -1,10 +1,11 @@
 """A run folder's ``config.json``: what a run ran, so that it can be evaluated on exactly that.
 
 It holds the full resolved ``EnvConfig`` (every field, not a preset's name: presets change),
-the agent's settings and the package version, as JSON. Written to a side name and renamed,
-so a reader never sees half a file (``qan_env.files``); read back through the same checks
-as the env's arguments. An agent's own files (an SB3 model, its checkpoints) are the
-agent's business (``qan_env.sb3``).
+the agent's settings, the package version and the torch thread count (which decides whether
+a rerun on the CPU repeats the run bit for bit: float sums regroup with it), as JSON.
+Written to a side name and renamed, so a reader never sees half a file (``qan_env.files``);
+read back through the same checks as the env's arguments. An agent's own files (an SB3
+model, its checkpoints) are the agent's business (``qan_env.sb3``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
+
+import torch
 
 from qan_env.config import EnvConfig, config_from_dict, with_overrides
 from qan_env.files import write_atomically
@@ -31,7 +34,13 @@ class RunConfig:
 
 
 def write_run_config(folder: Path, env: EnvConfig, agent: dict[str, Any]) -> Path:
-    text = json.dumps({"version": __version__, "env": env.to_dict(), "agent": agent}, indent=2)
+    values = {
+        "version": __version__,
+        "torch_threads": torch.get_num_threads(),
+        "env": env.to_dict(),
+        "agent": agent,
+    }
+    text = json.dumps(values, indent=2)
     return write_atomically(Path(folder) / CONFIG_FILE, text + "\n")
 
 

@@ -126,8 +126,13 @@ def test_a_new_policy_takes_the_baseline_episodes_of_a_comparison_on_the_same_ru
     another_run = instance_config("tiny:test", epochs=3)
     with pytest.raises(ValueError, match="differs in epochs"):
         Comparison(another_run, None, [1000], [0], tmp_path / "c").adopt_baselines(tmp_path / "old")
-    with pytest.raises(ValueError, match="seeds"):
-        Comparison(other_actions, None, [1001], [0], tmp_path / "d").adopt_baselines(
+    more_seeds = Comparison(other_actions, None, [1000, 1001], [0], tmp_path / "d")
+    assert more_seeds.adopt_baselines(tmp_path / "old") == 3  # seed 1000's, and the tuning
+    other_seed = Comparison(other_actions, None, [1001], [0], tmp_path / "e")
+    assert other_seed.adopt_baselines(tmp_path / "old") == 1  # the tuning only
+    assert [e["purpose"] for e in other_seed.episodes] == ["tuning"]
+    with pytest.raises(ValueError, match="tune_seeds"):
+        Comparison(other_actions, None, [1000], [1], tmp_path / "f").adopt_baselines(
             tmp_path / "old"
         )
 

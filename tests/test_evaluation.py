@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
 import pytest
+import torch
 from stable_baselines3 import DQN
 from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecNormalize
 
@@ -25,6 +27,7 @@ from qan_env.evaluation import (
 )
 from qan_env.run_folder import read_run_config, saved_env, write_run_config
 from qan_env.sb3 import Normalization, SB3Policy
+from qan_env.sb3.policy import QNetwork
 from qan_env.schedules import (
     Constant,
     Cosine,
@@ -142,7 +145,7 @@ def exploring_model(env):
 
 @pytest.mark.slow
 def test_evaluation_is_greedy_same_seed_same_actions(env, exploring_model):
-    policy = SB3Policy(exploring_model)
+    policy = SB3Policy([QNetwork(exploring_model.policy)])
     first = run_episode(env, policy, seed=7)
     second = run_episode(env, policy, seed=7)
     assert first.actions == second.actions and first.lrs == second.lrs
@@ -164,14 +167,16 @@ def test_sb3_policy_sees_what_sb3s_wrappers_showed_the_model(env):
     venv.training = False
     model = DQN("MlpPolicy", venv, device="cpu", seed=0)
     statistics = Normalization.of(venv)
-    policy = SB3Policy(model.policy, normalization=statistics)  # as normalization.json has it
+    network = QNetwork(model.policy, normalization=statistics)  # as normalization.json has it
+    policy = SB3Policy([network])
     raw_env = LRScheduleEnv(preset="tiny")
     venv.seed(11)
     wrapped = venv.reset()
     raw, _ = raw_env.reset(seed=11)
     policy.reset(11)
     for step in range(8):
-        np.testing.assert_allclose(policy.model_input(raw), wrapped, rtol=1e-6, atol=1e-6)
+        stacked = network.normalization(policy.stack(raw))
+        np.testing.assert_allclose(stacked, wrapped, rtol=1e-6, atol=1e-6)
         action = step % 2
         wrapped, *_ = venv.step(np.array([action]))
         raw, *_ = raw_env.step(action)
@@ -231,6 +236,17 @@ def test_a_run_folders_config_never_downloads_unless_told_to(tmp_path):
     assert read_run_config(tmp_path).env.download  # recorded as it was
     assert not saved_env(tmp_path, {}).download  # evaluated without fetching anything
     assert saved_env(tmp_path, {"download": True, "epochs": 1}).download
+
+
+def test_a_run_folders_config_records_the_torch_thread_count(tmp_path):
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1 if threads > 1 else 2)  # another count than the default
+        write_run_config(tmp_path, qan_env.make_config("tiny"), {"preset": "tiny"})
+        recorded = json.loads((tmp_path / "config.json").read_text())["torch_threads"]
+        assert recorded == torch.get_num_threads() != threads
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_reduce_lr_on_plateau_cuts_the_lr_when_the_heldout_loss_stops_improving():

@@ -14,6 +14,7 @@ from conftest import run_script
 from qan_env import LRScheduleEnv, PolicyLR
 from qan_env.run_folder import read_run_config, saved_env
 from qan_env.sb3 import SB3Policy
+from qan_env.sb3.policy import write_ensemble
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICY = ROOT / "agents" / "pretrained" / "general"
@@ -83,6 +84,16 @@ def test_a_plain_loop_with_policy_lr_gets_the_env_s_lr_at_every_iteration():
     assert len(lrs) == len(expected) == total
     assert lrs == expected
     assert len(set(lrs)) > 1  # the policy moved the lr: the equality is not of constants
+
+
+def test_an_ensemble_folder_schedules_as_its_members_do(tmp_path):
+    """Two copies of one policy: the mean of equal Q-values takes the policy's own actions,
+    through the ensemble folder's config and members."""
+    write_ensemble(tmp_path / "ensemble", {"a": POLICY, "b": POLICY}, {})
+    total, trainer = fresh_run(seed=3)
+    ensemble = PolicyLR(trainer.optimizer, tmp_path / "ensemble", total, trainer.heldout_loss)
+    assert len(ensemble.policy.networks) == 2
+    assert loop_lrs(trainer, ensemble, total) == env_lrs(seed=3)
 
 
 def test_a_state_saved_mid_run_continues_the_same_lrs(tmp_path):

@@ -289,7 +289,7 @@ class PolicyLR(LRScheduler):
             self._last_gradient = state["last_gradient"].to(device)
         self.base_lrs = list(state["base_lrs"])
         if state["frames"] is not None:  # make the history, then put the saved one in it
-            self.policy.model_input(np.zeros(len(self.observer.layout), np.float32))
+            self.policy.stack(np.zeros(len(self.observer.layout), np.float32))
             self.policy.frames.stacked_obs[...] = state["frames"].numpy()
         self.policy.episode_started = self.decided > 0
         self._set_lrs()

@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from qan_env import LRScheduleEnv
 from qan_env.instances import GENERAL
@@ -39,7 +38,7 @@ def probe(folder: Path, name: str) -> dict:
     overrides = GENERAL.find(name).overrides
     env = LRScheduleEnv(config=saved_env(folder, {"instances": None, **overrides}))
     policy = SB3Policy.load(folder)
-    if policy.policy.observation_space.shape[0] != len(env.feature_names):
+    if policy.inputs != len(env.feature_names):
         raise SystemExit(f"{folder} stacks frames: this probe reads one-frame policies")
     at, own = env.feature_names.index("log_effective_lr"), env.config.momentum
     observation, _ = env.reset(seed=SEED)
@@ -50,9 +49,7 @@ def probe(folder: Path, name: str) -> dict:
         for momentum in MOMENTA:
             x = observation[None].astype(np.float32)
             x[0, at] += math.log(1 - own) - math.log(1 - momentum)
-            with torch.no_grad():
-                q = policy.policy.q_net(torch.as_tensor(policy.normalization(x)))
-            choices[momentum] = int(q.argmax())
+            choices[momentum] = int(policy.q_values(x).argmax())
             net[momentum] += (choices[momentum] == DOUBLE) - (choices[momentum] == HALVE)
         changed += len(set(choices.values())) > 1
         actions.append(choices[own])
