@@ -30,9 +30,10 @@ def __getattr__(name: str):
 ENTRY_POINT = "qan_env.env:LRScheduleEnv"
 VECTOR_ENTRY_POINT = "qan_env.vector_env:LRScheduleVectorEnv"
 
-#: Every registered id and the keyword arguments it stands for.
+#: Every registered id and the keyword arguments it stands for (none: the paper's preset,
+#: or with ``instances=`` the set's own).
 ENV_IDS: dict[str, dict[str, str]] = {
-    "qan_env/LRSchedule-v0": {"preset": "paper"},
+    "qan_env/LRSchedule-v0": {},
     "qan_env/LRSchedule-quick-v0": {"preset": "quick"},
     "qan_env/LRSchedule-tiny-v0": {"preset": "tiny"},
 }

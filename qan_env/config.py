@@ -330,12 +330,27 @@ def make_config(preset: str = "paper", **overrides: Any) -> EnvConfig:
     return with_overrides(PRESETS[preset], overrides)
 
 
-def instance_config(spec: str, **overrides: Any) -> EnvConfig:
-    """The env of an instance set's split, ``"NAME:SPLIT"``: the set's preset and shared
-    settings, ``instances=spec``, then ``overrides`` on top (of every run of the split)."""
+def instance_config(spec: str, preset: str | None = None, **overrides: Any) -> EnvConfig:
+    """The env of an instance set's split, ``"NAME:SPLIT"``: the set's preset (or
+    ``preset``) and shared settings, ``instances=spec``, then ``overrides`` on top (of every
+    run of the split)."""
     instance_set, _ = parse_instances(spec)
     shared = {**instance_set.shared, "instances": spec, **overrides}
-    return make_config(instance_set.preset, **shared)
+    return make_config(preset or instance_set.preset, **shared)
+
+
+def constructor_config(
+    preset: str | None, config: EnvConfig | None, overrides: dict[str, Any]
+) -> EnvConfig:
+    """The config an env's arguments name: ``config`` with ``overrides`` on top; else, with
+    ``instances="NAME:SPLIT"`` among the overrides, that set's env (``instance_config``),
+    so that a set's runs keep the MDP they share; else ``preset``'s (default "paper")."""
+    if config is not None:
+        return with_overrides(config, overrides) if overrides else config
+    if overrides.get("instances") is not None:
+        rest = {key: value for key, value in overrides.items() if key != "instances"}
+        return instance_config(overrides["instances"], preset, **rest)
+    return make_config(preset or "paper", **overrides)
 
 
 def config_from_dict(values: dict[str, Any]) -> EnvConfig:

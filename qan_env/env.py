@@ -15,7 +15,13 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from qan_env.config import LR_LIMIT, EnvConfig, config_from_dict, make_config, with_overrides
+from qan_env.config import (
+    LR_LIMIT,
+    EnvConfig,
+    config_from_dict,
+    constructor_config,
+    with_overrides,
+)
 from qan_env.episode import Episode, Step, make_actions
 from qan_env.files import replace_atomically
 from qan_env.instances import Instance, InstanceSet
@@ -107,7 +113,7 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
     ## Arguments
 
     ``gym.make("qan_env/LRSchedule-v0", preset="paper", **overrides)``: ``preset`` is
-    ``"paper"``, ``"quick"`` or ``"tiny"`` (``qan_env.config.PRESETS``); any field of
+    ``"paper"`` (the default), ``"quick"`` or ``"tiny"`` (``qan_env.config.PRESETS``); any field of
     ``qan_env.config.EnvConfig`` can be overridden by keyword. Or ``config=`` a whole
     ``EnvConfig`` (then ``preset`` is ignored), with overrides on top. A bad value is
     refused here, naming the field. Construction reads no data and builds no network; the
@@ -117,6 +123,8 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
     ``instances="NAME:SPLIT"`` (``qan_env.instances``) makes every reset draw a run of an
     instance set's split from its seed, its overrides on top of this config (or take one:
     ``reset(options={"instance": name_or_overrides})``); ``info["instance"]`` names it.
+    Given by keyword without ``config=``, it also brings the set's preset (unless ``preset``
+    names another) and the MDP its runs share: ``qan_env.instance_config``.
 
     ``gym.make_vec(id, num_envs=N)`` makes ``N`` of these as one ``VectorEnv``
     (``qan_env.vector_env.LRScheduleVectorEnv``), their runs trained together on a GPU.
@@ -159,7 +167,7 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
 
     def __init__(
         self,
-        preset: str = "paper",
+        preset: str | None = None,
         config: EnvConfig | None = None,
         render_mode: str | None = None,
         worker_index: int | None = None,
@@ -167,10 +175,7 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
     ) -> None:
         if render_mode is not None:
             raise ValueError(f"render_mode={render_mode!r} is not allowed: this env has none")
-        if config is None:
-            config = make_config(preset, **overrides)
-        elif overrides:
-            config = with_overrides(config, overrides)
+        config = constructor_config(preset, config, overrides)
         if worker_index is not None:  # one of many workers: its GPU of the machine's
             config = with_overrides(config, {"device": worker_device(config.device, worker_index)})
         self.config = config

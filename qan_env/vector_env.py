@@ -11,7 +11,7 @@ import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from qan_env.config import EnvConfig, make_config, with_overrides
+from qan_env.config import EnvConfig, constructor_config
 from qan_env.env import LRScheduleEnv
 from qan_env.episode import Episode
 from qan_env.training.batched import batchable, train_together
@@ -64,7 +64,7 @@ class LRScheduleVectorEnv(VectorEnv):
     def __init__(
         self,
         num_envs: int = 1,
-        preset: str = "paper",
+        preset: str | None = None,
         config: EnvConfig | None = None,
         batched: bool | str = "auto",
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
@@ -81,10 +81,7 @@ class LRScheduleVectorEnv(VectorEnv):
             refuse("autoreset_mode", autoreset_mode, "next_step or same_step")
         if self.autoreset_mode == AutoresetMode.DISABLED:
             refuse("autoreset_mode", autoreset_mode, "next_step or same_step")
-        if config is None:
-            config = make_config(preset, **overrides)
-        elif overrides:
-            config = with_overrides(config, overrides)
+        config = constructor_config(preset, config, overrides)
         self.envs = [LRScheduleEnv(config=config, render_mode=render_mode) for _ in range(num_envs)]
         self.config = config
         self.num_envs = num_envs

@@ -289,7 +289,7 @@ def test_registration_is_idempotent_and_module_prefixed_ids_work():
 @pytest.mark.parametrize("env_id", sorted(ENV_IDS))
 def test_every_registered_id_makes_its_preset(env_id):
     env = gym.make(env_id)
-    assert env.unwrapped.config == qan_env.make_config(ENV_IDS[env_id]["preset"])
+    assert env.unwrapped.config == qan_env.make_config(**ENV_IDS[env_id])
     assert env.observation_space.shape == (193,) and env.action_space.n == 2
     assert env.unwrapped.action_names == ("decay", "restart")
     # The env ends its own episodes; a fixed TimeLimit would be wrong after an override.

@@ -122,3 +122,17 @@ def test_a_vector_env_runs_each_sub_env_on_its_own_instance():
     assert len(set(infos["instance"])) >= 2  # several instances, trained side by side
     _, _, _, _, infos = env.step(np.array([2, 2, 2]))
     assert all(isinstance(name, str) for name in infos["instance"])
+
+
+def test_an_instance_set_given_by_keyword_brings_its_preset_and_shared_mdp():
+    import gymnasium as gym
+
+    made = gym.make("qan_env/LRSchedule-v0", instances="general:train", epochs=4).unwrapped
+    assert made.config == instance_config("general:train", epochs=4)
+    assert made.config.action_mode == "relative" and made.config.dataset == "synthetic"
+    other_preset = LRScheduleEnv(preset="tiny", instances="tiny:test")
+    assert other_preset.config == instance_config("tiny:test", "tiny")
+    vector = LRScheduleVectorEnv(num_envs=2, instances="tiny:train", batched=False)
+    assert vector.config == instance_config("tiny:train")
+    plain = LRScheduleEnv(config=make_config("tiny"), instances="tiny:train")
+    assert plain.config.action_mode == make_config("tiny").action_mode  # config= is whole
