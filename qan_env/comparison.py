@@ -195,7 +195,8 @@ class Comparison:
         without running them again; returns how many were taken. ``source`` must have the
         same tuning seeds and peaks, its env differing in ``POLICY_SETTINGS`` only; of its
         evaluation episodes, those on seeds of this comparison are taken (so that more seeds
-        grow from fewer)."""
+        grow from fewer). The random policy's episodes depend on the env alone, not on the
+        trained policy: they are taken too when the two envs are the same."""
         held = json.loads((source / "results.json").read_text())
         mine, theirs = self.config.to_dict(), config_from_dict(held["env"]).to_dict()
         differ = sorted(
@@ -210,10 +211,11 @@ class Comparison:
             if held[name] != value:
                 raise ValueError(f"{source} has {name} {held[name]}, this comparison {value}")
         done = {(e["purpose"], e["policy"], e["instance"], e["seed"]) for e in self.episodes}
+        shaped = POLICY_CONTENDERS if mine != theirs else (TRAINED, REPLAY)
         taken = [
             e
             for e in held["episodes"]
-            if e["policy"] not in POLICY_CONTENDERS
+            if e["policy"] not in shaped
             and (e["purpose"] == "tuning" or e["seed"] in self.seeds)
             and (e["purpose"], e["policy"], e["instance"], e["seed"]) not in done
         ]
@@ -258,6 +260,7 @@ class Comparison:
         self._run(tasks, self.config)
         if self.run is not None:
             replays = self.mean_lrs()
+            self.drop_stale_replays(replays)
             replay = [
                 Task("evaluation", REPLAY, name, seed)
                 for seed in self.seeds
@@ -309,6 +312,28 @@ class Comparison:
                 curve.append(statistics.fmean(reached) if reached else curve[-1])
             result[name] = curve
         return result
+
+    def drop_stale_replays(self, replays: dict[str, list[float]]) -> int:
+        """Drop the replay episodes that did not replay ``replays`` (a comparison grown by
+        seeds has a new mean curve), so that they run again; returns how many."""
+
+        def replayed(lrs: list[float], curve: list[float]) -> bool:
+            return len(lrs) <= len(curve) and all(
+                math.isclose(lr, c, rel_tol=1e-9, abs_tol=1e-12)
+                for lr, c in zip(lrs, curve[: len(lrs)], strict=True)
+            )
+
+        kept = [
+            e
+            for e in self.episodes
+            if e["policy"] != REPLAY
+            or (e["instance"] in replays and replayed(e["lrs"], replays[e["instance"]]))
+        ]
+        dropped = len(self.episodes) - len(kept)
+        if dropped:
+            self.episodes = kept
+            self.save()
+        return dropped
 
     def _run(self, tasks: list[Task], config: EnvConfig, replays: dict | None = None) -> None:
         done = {(e["purpose"], e["policy"], e["instance"], e["seed"]) for e in self.episodes}
@@ -474,8 +499,9 @@ class Comparison:
 
     def aggregate_table(self, policy: str = TRAINED, instances: list[str] | None = None) -> str:
         """A row per contender: the IQM of the normalised score with its interval, the
-        probability that ``policy`` beats it, and ``policy``'s median speed-up to its final
-        accuracy; over ``scored(instances)``."""
+        probability that ``policy`` beats it, the same for the per-instance oracle (the bar a
+        schedule that matches the best tuned cosine on every instance would reach), and
+        ``policy``'s median speed-up to its final accuracy; over ``scored(instances)``."""
         chosen = self.scored(instances)
         records = [r for r in self.records() if r.instance in chosen]
         if not records:
@@ -485,21 +511,30 @@ class Comparison:
         iqm = iqm_with_interval(scores)
         others = [name for name in names if name != policy]
         improvement = probability_of_improvement(scores, policy, others) if policy in names else {}
+        by_oracle = probability_of_improvement(scores, ORACLE, [n for n in names if n != ORACLE])
         per_epoch = {name: self.test_env.config_of(name).iterations_per_epoch for name in chosen}
         lines = [
             f"| contender | IQM normalised score (95% CI) | P({policy} beats it) (95% CI) "
+            f"| P({ORACLE} beats it) (95% CI) "
             f"| {policy}'s median speed-up to its final accuracy | diverged episodes |",
-            "| --- | --- | --- | --- | --- |",
+            "| --- | --- | --- | --- | --- | --- |",
         ]
+
+        def interval(estimates: dict, name: str) -> str:
+            if name not in estimates:
+                return "n/a"
+            p, p_low, p_high = estimates[name]
+            return f"{p:.2f} ({p_low:.2f}, {p_high:.2f})"
+
         for name in names:
             point, low, high = iqm[name]
-            row = f"| {name} | {point:.2f} ({low:.2f}, {high:.2f}) | "
+            row = f"| {name} | {point:.2f} ({low:.2f}, {high:.2f}) | {interval(improvement, name)}"
+            row += f" | {interval(by_oracle, name)} | "
             if name in improvement:
-                p, p_low, p_high = improvement[name]
                 ups = np.median(list(speed_ups(records, policy, name, per_epoch).values()))
-                row += f"{p:.2f} ({p_low:.2f}, {p_high:.2f}) | {ups:.2f} | "
+                row += f"{ups:.2f} | "
             else:
-                row += "n/a | n/a | "
+                row += "n/a | "
             row += f"{sum(r.diverged for r in records if r.policy == name)} |"
             lines.append(row)
         return "\n".join(lines) + "\n"

@@ -135,6 +135,27 @@ def test_a_new_policy_takes_the_baseline_episodes_of_a_comparison_on_the_same_ru
         Comparison(other_actions, None, [1000], [1], tmp_path / "f").adopt_baselines(
             tmp_path / "old"
         )
+    same_env = Comparison(instance_config("tiny:test"), None, [1000], [0], tmp_path / "g")
+    assert same_env.adopt_baselines(tmp_path / "old") == 4  # random's too: no policy shapes it
+    assert "random" in {e["policy"] for e in same_env.episodes}
+
+
+def test_a_comparison_grown_by_seeds_replays_its_new_mean_curve(tmp_path):
+    held = Comparison(instance_config("tiny:test"), None, [1000, 1001], [0], tmp_path)
+    first, second = held.test_names
+    steps = held.test_env.config_of(first).steps_per_episode
+    add(held, "evaluation", TRAINED, first, 1000, [0.1] * steps)
+    add(held, "evaluation", TRAINED, second, 1000, [0.4] * steps)
+    add(held, "evaluation", REPLAY, first, 1000, [0.1] * steps)  # the one-seed mean
+    add(held, "evaluation", REPLAY, second, 1000, [0.4] * 2)  # diverged on the same curve
+    assert held.drop_stale_replays(held.mean_lrs()) == 0
+    add(held, "evaluation", TRAINED, first, 1001, [0.3] * steps)  # a seed more: mean 0.2
+    assert held.drop_stale_replays(held.mean_lrs()) == 1
+    kept = [(e["policy"], e["instance"]) for e in held.episodes if e["policy"] == REPLAY]
+    assert kept == [(REPLAY, second)]
+    assert Comparison(instance_config("tiny:test"), None, [1000], [0], tmp_path).episodes == (
+        held.episodes
+    )  # saved
 
 
 def test_the_replay_is_the_mean_lr_of_the_steps_reached_then_held(tmp_path):
