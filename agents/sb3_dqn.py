@@ -441,13 +441,18 @@ def build_ensemble(args: Args) -> None:
         runs = [(folder, read_run_config(folder)) for folder in args.ensemble]
     except (FileNotFoundError, ValueError) as error:
         raise SystemExit(f"--ensemble: {error}") from error
-    may_differ = {"seed", "output", *RESUME_MAY_CHANGE}
+    may_differ = {"seed", "output", "ensemble", *RESUME_MAY_CHANGE}
+    defaults = resumed_settings(Args())  # a setting a run predates: its default then
+
+    def setting(run: Any, name: str) -> Any:
+        return run.agent.get(name, defaults.get(name))
+
     (first_folder, first), members = runs[0], {}
     for folder, run in runs:
         differ = sorted(
             f"--{name.replace('_', '-')}"
             for name in first.agent.keys() | run.agent.keys()
-            if name not in may_differ and first.agent.get(name) != run.agent.get(name)
+            if name not in may_differ and setting(first, name) != setting(run, name)
         )
         if differ:
             raise SystemExit(

@@ -142,6 +142,10 @@ def test_the_agent_joins_runs_of_one_command_seeds_apart_and_refuses_others(tmp_
     assert json.loads((output / ENSEMBLE_FILE).read_text()) == {"members": ["seed0", "seed7"]}
     assert saved.agent["output"] == str(output)
     assert saved.agent["episodes"] == read_run_config(GENERAL).agent["episodes"]
+    command = {"instances": "general", "preset": "quick", "episodes": 400, "seed": 9}
+    today = run_copy(tmp_path, "today", **{**agent.resumed_settings(agent.Args()), **command})
+    agent.build_ensemble(agent.Args(ensemble=(GENERAL, today), output=tmp_path / "new"))
+    assert json.loads((tmp_path / "new" / ENSEMBLE_FILE).read_text())["members"][1] == "seed9"
     faster = run_copy(tmp_path, "faster", seed=8, learning_rate=1e-3)
     with pytest.raises(SystemExit, match="another --learning-rate than"):
         agent.build_ensemble(agent.Args(ensemble=(GENERAL, faster), output=tmp_path / "x"))
