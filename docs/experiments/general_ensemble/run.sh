@@ -1,7 +1,8 @@
 #!/bin/bash
 # The ensemble trial on the general set (docs/agent_design.md, "Several training runs as one
-# policy"): two more runs of the shipped policy's command, seeds 10 and 20 (the tuning seeds 0-2 left to the tuning), side by side at one
-# torch thread each (together they train faster than one after the other on 2 cores), joined
+# policy"): two more runs of the shipped policy's command, seeds 10 and 20 (the tuning seeds
+# 0-2 left to the tuning), side by side at one torch thread each (together they train faster
+# than one after the other on 2 cores), joined
 # with the shipped run (seed 0) into one policy acting on the mean of the three runs'
 # Q-values; then its comparison on the test split beside the shipped policy's (the same
 # tuning, baseline and random-policy episodes, seeds 1000-1002). Every step continues where
