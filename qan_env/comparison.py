@@ -239,6 +239,10 @@ class Comparison:
         ]
         self._run(tuning, self.train_config)  # its env finds the instances of both splits
         once, oracle = self.tuned_peaks()
+        self.drop_stale(
+            {(TUNED_ONCE, name): [once] for name in self.test_names}
+            | {(ORACLE, name): [peak] for name, peak in oracle.items()}
+        )
         tasks = []  # seed by seed: an interrupted comparison holds whole seeds
         for seed in self.seeds:
             for name in self.test_names:
@@ -260,7 +264,7 @@ class Comparison:
         self._run(tasks, self.config)
         if self.run is not None:
             replays = self.mean_lrs()
-            self.drop_stale_replays(replays)
+            self.drop_stale({(REPLAY, name): curve for name, curve in replays.items()})
             replay = [
                 Task("evaluation", REPLAY, name, seed)
                 for seed in self.seeds
@@ -313,21 +317,25 @@ class Comparison:
             result[name] = curve
         return result
 
-    def drop_stale_replays(self, replays: dict[str, list[float]]) -> int:
-        """Drop the replay episodes that did not replay ``replays`` (a comparison grown by
-        seeds has a new mean curve), so that they run again; returns how many."""
+    def drop_stale(self, expected: dict[tuple[str, str], list[float]]) -> int:
+        """Drop the episodes of each (contender, instance) in ``expected`` whose lrs do not
+        begin as its curve does, so that they run again: a tuned peak that moved when its
+        tuning runs changed, or a replay whose mean curve moved when the comparison grew by
+        seeds. Returns how many."""
 
-        def replayed(lrs: list[float], curve: list[float]) -> bool:
-            return len(lrs) <= len(curve) and all(
+        def follows(lrs: list[float], curve: list[float]) -> bool:
+            n = min(len(lrs), len(curve))
+            return all(
                 math.isclose(lr, c, rel_tol=1e-9, abs_tol=1e-12)
-                for lr, c in zip(lrs, curve[: len(lrs)], strict=True)
+                for lr, c in zip(lrs[:n], curve[:n], strict=True)
             )
 
         kept = [
             e
             for e in self.episodes
-            if e["policy"] != REPLAY
-            or (e["instance"] in replays and replayed(e["lrs"], replays[e["instance"]]))
+            if e["purpose"] != "evaluation"
+            or (e["policy"], e["instance"]) not in expected
+            or follows(e["lrs"], expected[e["policy"], e["instance"]])
         ]
         dropped = len(self.episodes) - len(kept)
         if dropped:

@@ -103,7 +103,8 @@ class EnvConfig(TrainingConfig):
     eval_every_epochs: int = 1
     """Evaluate on the test set every this many epochs (and after the last); 0: never."""
     max_loss: float = 100.0
-    """A step whose loss is above this (or not finite) has diverged and ends the episode."""
+    """A step whose training loss is above this (or not finite) has diverged and ends the
+    episode; a held-out loss above it is rewarded as this, and the run goes on."""
 
     def __post_init__(self) -> None:
         super().__post_init__()

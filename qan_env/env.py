@@ -84,9 +84,11 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
     the default ``reward_scale`` is ``1 / (T - 1)``, ``T`` the episode's iterations, so it is
     the paper's eq. 9. With ``reward="heldout_log_loss"``, ``L_k`` is instead the loss on
     the ``heldout_size`` held-out training images after step ``k`` (eval mode, no
-    augmentation), and the return telescopes the same way. A diverged step (loss or
-    weights not finite, or loss above ``max_loss``) is rewarded
-    ``-reward_scale * (log max_loss - log L_{k-1})``.
+    augmentation), and the return telescopes the same way. A diverged step (training
+    loss or weights not finite, or training loss above ``max_loss``) is rewarded
+    ``-reward_scale * (log max_loss - log L_{k-1})``. A held-out loss above ``max_loss``
+    (eval-mode batch norm behind a large early step) is not divergence: it is rewarded as
+    ``max_loss`` and the run goes on.
 
     ## Starting State
 

@@ -140,7 +140,7 @@ def test_a_new_policy_takes_the_baseline_episodes_of_a_comparison_on_the_same_ru
     assert "random" in {e["policy"] for e in same_env.episodes}
 
 
-def test_a_comparison_grown_by_seeds_replays_its_new_mean_curve(tmp_path):
+def test_episodes_of_a_curve_that_moved_are_dropped_to_run_again(tmp_path):
     held = Comparison(instance_config("tiny:test"), None, [1000, 1001], [0], tmp_path)
     first, second = held.test_names
     steps = held.test_env.config_of(first).steps_per_episode
@@ -148,10 +148,13 @@ def test_a_comparison_grown_by_seeds_replays_its_new_mean_curve(tmp_path):
     add(held, "evaluation", TRAINED, second, 1000, [0.4] * steps)
     add(held, "evaluation", REPLAY, first, 1000, [0.1] * steps)  # the one-seed mean
     add(held, "evaluation", REPLAY, second, 1000, [0.4] * 2)  # diverged on the same curve
-    assert held.drop_stale_replays(held.mean_lrs()) == 0
+    add(held, "evaluation", ORACLE, first, 1000, [0.4, 0.3])  # a cosine from 0.4
+    replays = {(REPLAY, name): curve for name, curve in held.mean_lrs().items()}
+    assert held.drop_stale({**replays, (ORACLE, first): [0.4]}) == 0
     add(held, "evaluation", TRAINED, first, 1001, [0.3] * steps)  # a seed more: mean 0.2
-    assert held.drop_stale_replays(held.mean_lrs()) == 1
-    kept = [(e["policy"], e["instance"]) for e in held.episodes if e["policy"] == REPLAY]
+    replays = {(REPLAY, name): curve for name, curve in held.mean_lrs().items()}
+    assert held.drop_stale({**replays, (ORACLE, first): [0.8]}) == 2  # and the peak moved
+    kept = [(e["policy"], e["instance"]) for e in held.episodes if e["policy"] in (REPLAY, ORACLE)]
     assert kept == [(REPLAY, second)]
     assert Comparison(instance_config("tiny:test"), None, [1000], [0], tmp_path).episodes == (
         held.episodes

@@ -154,6 +154,30 @@ def test_divergence_ends_the_episode_with_the_documented_penalty():
     assert env.step(DECAY)[4]["iteration"] == 1
 
 
+def test_a_held_out_loss_above_the_bound_is_rewarded_as_the_bound_and_the_run_goes_on():
+    # At a constant lr of 2 the tiny run's eval-mode held-out loss spikes to 19 and 109
+    # while its training loss stays below 4: batch norm behind the weights, not divergence.
+    env = LRScheduleEnv(
+        preset="tiny",
+        reward="heldout_log_loss",
+        heldout_size=64,
+        iterations_per_step=4,
+        initial_lr=2.0,
+        restart_lr=2.0,
+        max_loss=5.0,
+    )
+    (_, reset_info), steps = run_episode(env, lambda step: RESTART)
+    infos = [step[4] for step in steps]
+    assert len(steps) == env.steps_per_episode and not any(i["diverged"] for i in infos)
+    assert all(i["train_loss"] < 5.0 for i in infos)
+    assert any(i["heldout_loss"] > 5.0 for i in infos)  # the spike this test is about
+    rewarded = [min(i["heldout_loss"], 5.0) for i in infos]
+    previous = [reset_info["heldout_loss"], *rewarded[:-1]]
+    for (_, reward, *_), before, after in zip(steps, previous, rewarded, strict=True):
+        assert reward == pytest.approx(-env.reward_scale * math.log(after / before))
+    assert steps[-1][4]["epoch"] == env.config.epochs  # the whole budget was trained
+
+
 @pytest.mark.slow
 def test_same_seed_same_trajectory_bit_for_bit_and_other_seeds_differ():
     def trajectory(env, seed):
