@@ -196,7 +196,8 @@ class Comparison:
         same tuning seeds and peaks, its env differing in ``POLICY_SETTINGS`` only; of its
         evaluation episodes, those on seeds of this comparison are taken (so that more seeds
         grow from fewer). The random policy's episodes depend on the env alone, not on the
-        trained policy: they are taken too when the two envs are the same."""
+        trained policy: a comparison of a policy takes them too when the two envs are the
+        same."""
         held = json.loads((source / "results.json").read_text())
         mine, theirs = self.config.to_dict(), config_from_dict(held["env"]).to_dict()
         differ = sorted(
@@ -211,7 +212,8 @@ class Comparison:
             if held[name] != value:
                 raise ValueError(f"{source} has {name} {held[name]}, this comparison {value}")
         done = {(e["purpose"], e["policy"], e["instance"], e["seed"]) for e in self.episodes}
-        shaped = POLICY_CONTENDERS if mine != theirs else (TRAINED, REPLAY)
+        same_env = mine == theirs and self.run is not None
+        shaped = (TRAINED, REPLAY) if same_env else POLICY_CONTENDERS
         taken = [
             e
             for e in held["episodes"]

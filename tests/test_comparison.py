@@ -135,9 +135,11 @@ def test_a_new_policy_takes_the_baseline_episodes_of_a_comparison_on_the_same_ru
         Comparison(other_actions, None, [1000], [1], tmp_path / "f").adopt_baselines(
             tmp_path / "old"
         )
-    same_env = Comparison(instance_config("tiny:test"), None, [1000], [0], tmp_path / "g")
+    same_env = Comparison(instance_config("tiny:test"), tmp_path, [1000], [0], tmp_path / "g")
     assert same_env.adopt_baselines(tmp_path / "old") == 4  # random's too: no policy shapes it
     assert "random" in {e["policy"] for e in same_env.episodes}
+    baselines_only = Comparison(instance_config("tiny:test"), None, [1000], [0], tmp_path / "h")
+    assert baselines_only.adopt_baselines(tmp_path / "old") == 3  # it runs no random policy
 
 
 def test_episodes_of_a_curve_that_moved_are_dropped_to_run_again(tmp_path):
