@@ -16,3 +16,9 @@ python agents/sb3_dqn.py --instances general --seed "$seed" --env anchor_lr=0.8 
 python examples/compare_schedules.py --run "$run" --instances general:test \
   --workers 2 --seeds 1000 1001 1002 --tune-seeds 0 1 --peaks 0.05 0.1 0.2 0.4 0.8 1.6 3.2 \
   --output "docs/results/general-peak-momentum-seed$seed" --baselines-from docs/results/general
+# Its confirmation on all ten held-out seeds, beside the baselines' ten-seed episodes (the
+# same comparison folder, grown by seeds 1003-1009).
+python examples/compare_schedules.py --run "$run" --instances general:test \
+  --workers 2 --seeds 1000 1001 1002 1003 1004 1005 1006 1007 1008 1009 --tune-seeds 0 1 \
+  --peaks 0.05 0.1 0.2 0.4 0.8 1.6 3.2 --output "docs/results/general-peak-momentum-seed$seed" \
+  --baselines-from docs/results/general-baselines
