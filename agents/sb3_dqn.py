@@ -441,7 +441,9 @@ def build_ensemble(args: Args) -> None:
         runs = [(folder, read_run_config(folder)) for folder in args.ensemble]
     except (FileNotFoundError, ValueError) as error:
         raise SystemExit(f"--ensemble: {error}") from error
-    may_differ = {"seed", "output", "ensemble", *RESUME_MAY_CHANGE}
+    # --env flags may differ where they make the same env (write_ensemble checks the env):
+    # a set's later defaults are the same command as the flags an older run needed
+    may_differ = {"seed", "output", "ensemble", "env", *RESUME_MAY_CHANGE}
     defaults = resumed_settings(Args())  # a setting a run predates: its default then
 
     def setting(run: Any, name: str) -> Any:

@@ -139,9 +139,12 @@ def test_the_agent_joins_runs_of_one_command_seeds_apart_and_refuses_others(tmp_
     output = tmp_path / "ensemble"
     agent.build_ensemble(agent.Args(ensemble=(GENERAL, seven), output=output))
     saved = read_run_config(output)
-    assert json.loads((output / ENSEMBLE_FILE).read_text()) == {"members": ["seed0", "seed7"]}
+    shipped = f"seed{read_run_config(GENERAL).agent['seed']}"
+    assert json.loads((output / ENSEMBLE_FILE).read_text()) == {"members": [shipped, "seed7"]}
     assert saved.agent["output"] == str(output)
     assert saved.agent["episodes"] == read_run_config(GENERAL).agent["episodes"]
+    # today's command, without the --env flags the shipped run needed before they were the
+    # set's: the same env, so the same command
     command = {"instances": "general", "preset": "quick", "episodes": 400, "seed": 9}
     today = run_copy(tmp_path, "today", **{**agent.resumed_settings(agent.Args()), **command})
     agent.build_ensemble(agent.Args(ensemble=(GENERAL, today), output=tmp_path / "new"))
@@ -149,7 +152,7 @@ def test_the_agent_joins_runs_of_one_command_seeds_apart_and_refuses_others(tmp_
     faster = run_copy(tmp_path, "faster", seed=8, learning_rate=1e-3)
     with pytest.raises(SystemExit, match="another --learning-rate than"):
         agent.build_ensemble(agent.Args(ensemble=(GENERAL, faster), output=tmp_path / "x"))
-    with pytest.raises(SystemExit, match="both ran seed0"):
+    with pytest.raises(SystemExit, match=f"both ran {shipped}"):
         agent.build_ensemble(agent.Args(ensemble=(GENERAL, GENERAL), output=tmp_path / "y"))
     with pytest.raises(SystemExit, match="needs --output"):
         agent.build_ensemble(agent.Args(ensemble=(GENERAL, seven)))

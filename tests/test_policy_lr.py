@@ -18,9 +18,11 @@ from qan_env.sb3.policy import write_ensemble
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICY = ROOT / "agents" / "pretrained" / "general"
-# the shipped general policy's MDP on a run of the tiny preset's size: 12 iterations of 32
+# the shipped general policy's MDP on a run of the tiny preset's size (12 iterations of
+# 32), around the run's own initial lr as PolicyLR runs it: the user's lr is the peak
 TINY_RUN = {
     "instances": None,
+    "anchor_lr": None,
     "synthetic_train_size": 256,
     "synthetic_test_size": 64,
     "depth": 10,
@@ -144,7 +146,9 @@ def test_adamw_with_two_param_groups_keeps_their_ratio_and_stays_in_the_bounds()
         with torch.no_grad():
             return torch.nn.functional.cross_entropy(model(inputs[:16]), labels[:16])
 
-    scheduler = PolicyLR(optimizer, "general", total_steps=40, heldout_loss=heldout)
+    with pytest.raises(ValueError, match="observes SGD's momentum"):  # AdamW has none
+        PolicyLR(optimizer, "general", total_steps=40, heldout_loss=heldout)
+    scheduler = PolicyLR(optimizer, "quick", total_steps=40, heldout_loss=heldout)
     lrs = train(model, optimizer, scheduler, inputs, labels, 40)
     assert all(math.isfinite(a) and b == pytest.approx(4 * a) for a, b in lrs)
     low, high = min(scheduler.config.anchor_factors), max(scheduler.config.anchor_factors)

@@ -66,9 +66,11 @@ class PolicyLR(LRScheduler):
     """A learning-rate scheduler whose every decision is a trained policy's, acting greedily.
 
     Args:
-        optimizer: any optimizer with param groups (SGD, AdamW, ...); its lr at construction
-            is the peak the policy's decisions are relative to (holding throughout gives
-            the cosine from it), also for a policy trained around a peak of its own.
+        optimizer: any optimizer with param groups (SGD, AdamW, ...; SGD or one whose
+            groups hold a ``momentum`` for a policy that observes it, as "general" does);
+            its lr at construction is the peak the policy's decisions are relative to
+            (holding throughout gives the cosine from it), also for a policy trained around
+            a peak of its own.
         policy: a run folder of ``agents/sb3_dqn.py`` or a shipped policy's name ("general",
             "quick"), loaded without pickle; its ``config.json`` gives the decision rule,
             the action set and the observation.
@@ -129,6 +131,7 @@ class PolicyLR(LRScheduler):
                     f"torch.optim.SGD (or an optimizer whose groups hold a 'momentum')"
                 )
             run["momentum"] = float(groups[0]["momentum"])
+            run["nesterov"] = bool(groups[0].get("nesterov", False))  # with it, a valid SGD
         self.config = with_overrides(saved, run)
         self.every, self.total_steps = every, total_steps
         self.decisions = -(-total_steps // every)
