@@ -3,10 +3,13 @@ an instance, and an instance given as overrides equal to the same one drawn."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from qan_env import LRScheduleEnv, LRScheduleVectorEnv, instance_config, make_config
+from qan_env.comparison import Comparison
 from qan_env.evaluation import run_episode
 from qan_env.instances import INSTANCE_SETS, SPLITS
 from qan_env.schedules import Cosine
@@ -136,3 +139,11 @@ def test_an_instance_set_given_by_keyword_brings_its_preset_and_shared_mdp():
     assert vector.config == instance_config("tiny:train")
     plain = LRScheduleEnv(config=make_config("tiny"), instances="tiny:train")
     assert plain.config.action_mode == make_config("tiny").action_mode  # config= is whole
+
+
+def test_the_general_set_s_anchor_is_the_peak_its_baselines_tuned_once():
+    """The set's ``anchor_lr`` is a copy of a measured fact: the tuned-once peak of the
+    committed baselines' tuning runs, which own it."""
+    baselines = Path(__file__).resolve().parents[1] / "docs" / "results" / "general-baselines"
+    once, _ = Comparison.load(baselines).tuned_peaks()
+    assert INSTANCE_SETS["general"].shared["anchor_lr"] == once

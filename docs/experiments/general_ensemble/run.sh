@@ -3,9 +3,10 @@
 # policy"): two more runs of the shipped policy's command, seeds 20 and 30 (the shipped run
 # is seed 10; the tuning seeds 0-2 are left to the tuning), side by side at one torch
 # thread each (together they train faster than one after the other on 2 cores), joined
-# with the shipped run into one policy acting on the mean of the three runs' Q-values; then its comparison on the test split beside the shipped policy's (the same
-# tuning, baseline and random-policy episodes, seeds 1000-1002). Every step continues where
-# an interrupted one stopped.
+# with the shipped run into one policy acting on the mean of the three runs' Q-values; then
+# its comparison on the test split beside the shipped policy's (the same tuning, baseline
+# and random-policy episodes, seeds 1000-1002). Every step continues where an interrupted
+# one stopped.
 cd "$(dirname "$0")/../../.."
 set -e
 export OMP_NUM_THREADS=1
