@@ -1,6 +1,6 @@
 #!/bin/bash
-# The general instance set, v3 (relative actions around the tuned-once peak, the optimizer
-# observed): one DQN trained across its train split for the agent's default of 400
+# The general instance set, v4 (relative actions from once to twice the tuned-once peak, the
+# optimizer observed): one DQN trained across its train split for the agent's default of 400
 # episodes on seed 10 (the policy in agents/pretrained/general), then its comparison on the
 # test split on all ten held-out seeds. The tuning and the baselines are those of
 # docs/results/general-baselines (docs/experiments/general_baselines/run.sh): the same

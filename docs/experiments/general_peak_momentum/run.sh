@@ -7,8 +7,8 @@
 # best peak, is read rather than guessed. Then its comparison on the test split beside the
 # shipped policy's (the same tuning and baseline episodes, seeds 1000-1002). SEED (default
 # 10) is the training run's seed; each step continues where an interrupted one stopped.
-# Since v3 these options are the general set's, and seed 10's run is the shipped policy: its
-# comparison was moved to docs/results/general (docs/experiments/general/run.sh).
+# These options were the general set's v3, and seed 10's run its shipped policy: its
+# comparison was moved to docs/results/general-v3.
 cd "$(dirname "$0")/../../.."
 set -e
 seed="${SEED:-10}"
