@@ -5,7 +5,7 @@ tuned-once cosine's at that step (the last step, where a cosine reaches 0, is le
 reversal is a move of the multiplier against the direction of its move before (up, then
 down: one reversal), whatever the size of the step.
 
-    python docs/experiments/general_finer/reversals.py docs/results/general/results.json OUT.json
+    python docs/experiments/general_finer/reversals.py docs/results/general-v4/results.json OUT.json
 """
 
 from __future__ import annotations

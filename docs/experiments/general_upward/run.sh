@@ -7,9 +7,8 @@
 # it halved below a peak that was already right.
 # Then its comparison on the test split, beside the baselines' ten-seed episodes: first
 # seeds 1000-1002, then all ten. SEED (default 10) is the training run's seed; each step
-# continues where an interrupted one stopped. Since v4 this option is the general set's,
-# and seed 10's run is the shipped policy: its comparison was moved to docs/results/general
-# (docs/experiments/general/run.sh).
+# continues where an interrupted one stopped. This option was the general set's v4, and seed
+# 10's run its shipped policy until v5: its comparison was moved to docs/results/general-v4.
 cd "$(dirname "$0")/../../.."
 set -e
 seed="${SEED:-10}"
