@@ -120,9 +120,9 @@ _GENERAL_INSIDE = [_GENERAL_GRID[i] for i in (1, 10, 15, 20, 26, 33)]
 # it by sqrt(2)) around the cosine tuned once on the train split (peak 0.8, the best mean of
 # the tuning table), from 1 to 2 times it (the train runs' best peaks are 0.8 or 1.6 on 27
 # of 30), with the optimizer's momentum and lr in the state; version 4 halved or doubled
-# it; version 3 went down to 1/2 of it as well;
-# version 2 started from the guessed initial lr (1/4 to 16 times it) and did not observe
-# the optimizer; version 1 chose the factor afresh at every step (anchored).
+# it; version 3 went down to 1/2 of it as well; version 2 started from the guessed initial
+# lr (1/4 to 16 times it) and did not observe the optimizer; version 1 chose the factor
+# afresh at every step (anchored).
 GENERAL = InstanceSet(
     name="general",
     version=5,

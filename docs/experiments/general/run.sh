@@ -2,10 +2,10 @@
 # The general instance set, v5 (relative actions in steps of sqrt(2) from once to twice the
 # tuned-once peak, the optimizer observed): one DQN trained across its train split for the
 # agent's default of 400 episodes on seed 10 (the policy in agents/pretrained/general), then
-# its comparison on the test split on all ten held-out seeds. The tuning and the baselines are those of
-# docs/results/general-baselines (docs/experiments/general_baselines/run.sh): the same
-# training runs, which no action set shapes (--baselines-from checks that the envs differ
-# in what a policy sees and does only). Each step continues where an interrupted one
+# its comparison on the test split on all ten held-out seeds. The tuning and the baselines
+# are those of docs/results/general-baselines (docs/experiments/general_baselines/run.sh):
+# the same training runs, which no action set shapes (--baselines-from checks that the envs
+# differ in what a policy sees and does only). Each step continues where an interrupted one
 # stopped.
 cd "$(dirname "$0")/../../.."
 set -e
