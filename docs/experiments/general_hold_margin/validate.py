@@ -2,16 +2,21 @@
 holding"): it moves its multiplier only where the move's Q-value beats holding's by more
 than the margin. Every train run of the general set, validation seed 500, margins 0 (the
 greedy policy), 0.02 and 0.05, in two processes; the output pairs each margin's final
-accuracy and turns back with the greedy policy's on the same run and seed.
+accuracy and turns back with the greedy policy's on the same run and seed. A turn back is a
+move of the multiplier against its move before, as in ``general_finer/reversals.py`` (a
+move the bounds stop is none). An output that exists is read, not run again, and its
+summary written anew.
 
     python docs/experiments/general_hold_margin/validate.py validation.json
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 from multiprocessing import Pool
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,6 +32,7 @@ FOLDER = "agents/pretrained/general"
 MARGINS = (0.0, 0.02, 0.05)
 SEED = 500
 HOLD = 1  # the index of the factor 1 in the set's scale_factors
+LEVELS = 2  # the bounds, in steps of sqrt(2) above the tuned-once cosine: 1 to 2 times it
 
 
 class WithMargin(SB3Policy):
@@ -41,8 +47,13 @@ class WithMargin(SB3Policy):
 
 
 def turns_back(actions: list[int]) -> int:
-    moves = [a - HOLD for a in actions if a != HOLD]
-    return sum(1 for a, b in zip(moves, moves[1:]) if a != b)
+    level, moves = 0, []
+    for action in actions:
+        moved = min(max(level + action - HOLD, 0), LEVELS)
+        if moved != level:
+            moves.append(moved - level)
+        level = moved
+    return sum(1 for a, b in itertools.pairwise(moves) if a != b)
 
 
 def episode(task: tuple[float, str]) -> dict:
@@ -56,16 +67,19 @@ def episode(task: tuple[float, str]) -> dict:
         "margin": margin,
         "instance": instance,
         "final": record.final_accuracy,
-        "turns_back": turns_back(record.actions),
         "actions": record.actions,
     }
 
 
 def main() -> None:
+    output = Path(sys.argv[1])
     assert read_run_config(FOLDER).env.scale_factors[HOLD] == 1.0
-    tasks = [(m, i.name) for i in GENERAL.train for m in MARGINS]
-    with Pool(2) as pool:
-        episodes = pool.map(episode, tasks, chunksize=1)
+    if output.exists():
+        episodes = json.loads(output.read_text())["episodes"]
+    else:
+        tasks = [(m, i.name) for i in GENERAL.train for m in MARGINS]
+        with Pool(2) as pool:
+            episodes = pool.map(episode, tasks, chunksize=1)
     greedy = {e["instance"]: e for e in episodes if e["margin"] == 0.0}
     summary = {}
     for margin in MARGINS:
@@ -76,10 +90,9 @@ def main() -> None:
             "mean_gain_over_greedy": float(np.mean(gains)),
             "ahead": sum(g > 0 for g in gains),
             "behind": sum(g < 0 for g in gains),
-            "mean_turns_back": float(np.mean([e["turns_back"] for e in mine])),
+            "mean_turns_back": float(np.mean([turns_back(e["actions"]) for e in mine])),
         }
-    with open(sys.argv[1], "w") as file:
-        json.dump({"summary": summary, "episodes": episodes}, file, indent=1)
+    output.write_text(json.dumps({"summary": summary, "episodes": episodes}, indent=1))
     print(json.dumps(summary, indent=1))
 
 
