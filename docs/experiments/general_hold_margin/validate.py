@@ -12,7 +12,7 @@ summary written anew.
 
 from __future__ import annotations
 
-import itertools
+import dataclasses
 import json
 import sys
 from multiprocessing import Pool
@@ -23,16 +23,20 @@ import torch
 
 from qan_env.config import with_overrides
 from qan_env.env import LRScheduleEnv
+from qan_env.episode import make_actions
 from qan_env.evaluation import run_episode
 from qan_env.instances import GENERAL
 from qan_env.run_folder import read_run_config
 from qan_env.sb3.policy import SB3Policy
+from qan_env.schedules import Constant
 
 FOLDER = "agents/pretrained/general"
 MARGINS = (0.0, 0.02, 0.05)
 SEED = 500
-HOLD = 1  # the index of the factor 1 in the set's scale_factors
-LEVELS = 2  # the bounds, in steps of sqrt(2) above the tuned-once cosine: 1 to 2 times it
+CONFIG = read_run_config(FOLDER).env
+HOLD = CONFIG.scale_factors.index(1.0)
+#: The policy's actions over a base of 1: the lr they set is the multiplier itself.
+MULTIPLIER = dataclasses.replace(make_actions(CONFIG), base=Constant(1.0))
 
 
 class WithMargin(SB3Policy):
@@ -47,13 +51,12 @@ class WithMargin(SB3Policy):
 
 
 def turns_back(actions: list[int]) -> int:
-    level, moves = 0, []
-    for action in actions:
-        moved = min(max(level + action - HOLD, 0), LEVELS)
-        if moved != level:
-            moves.append(moved - level)
-        level = moved
-    return sum(1 for a, b in itertools.pairwise(moves) if a != b)
+    levels = [1.0]
+    for step, action in enumerate(actions):
+        levels.append(MULTIPLIER.next_lr(action, levels[-1], step))
+    moves = np.sign(np.round(np.diff(np.log(levels)), 3))
+    moves = moves[moves != 0]
+    return int((moves[1:] != moves[:-1]).sum())
 
 
 def episode(task: tuple[float, str]) -> dict:
@@ -61,7 +64,7 @@ def episode(task: tuple[float, str]) -> dict:
     torch.set_num_threads(1)
     policy = WithMargin.load(FOLDER)
     policy.margin = margin
-    config = with_overrides(read_run_config(FOLDER).env, {"instances": "general:train"})
+    config = with_overrides(CONFIG, {"instances": "general:train"})
     record = run_episode(LRScheduleEnv(config=config), policy, SEED, instance)
     return {
         "margin": margin,
@@ -73,7 +76,6 @@ def episode(task: tuple[float, str]) -> dict:
 
 def main() -> None:
     output = Path(sys.argv[1])
-    assert read_run_config(FOLDER).env.scale_factors[HOLD] == 1.0
     if output.exists():
         episodes = json.loads(output.read_text())["episodes"]
     else:
