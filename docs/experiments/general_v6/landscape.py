@@ -1,8 +1,8 @@
 """Where the best cosine peak sits for SGD with Nesterov momentum 0.9 alone (the optimizer
 most users train a CNN with), and where Prodigy stands against it: the probe for an
 instance set without the low-momentum runs on which no lr schedule of SGD reaches Prodigy
-(docs/agent_design.md, "An instance set for feedback"). One factor at a time from the
-general set's base run (2,048 synthetic images, WRN-10-1, batch 128, 8 epochs, the set's
+(docs/agent_design.md, "An instance set for feedback"). One or two factors at a time
+from the general set's base run (2,048 synthetic images, WRN-10-1, batch 128, 8 epochs, the set's
 shared MDP), cosine at each peak and Prodigy with its cosine, on the tuning seeds 0 and 1.
 Episodes already in the output are kept, not run again.
 
@@ -32,6 +32,8 @@ PROBES = {
     "weight decay 5e-3": {"weight_decay": 5e-3},
     "label noise 0.5": {"label_noise": 0.5},
     "momentum 0.97": {"momentum": 0.97},
+    "batch 32, label noise 0.6": {"batch_size": 32, "label_noise": 0.6},
+    "batch 512, 4,096 images": {"batch_size": 512, "synthetic_train_size": 4096},
 }
 PEAKS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
 PRODIGY = "Prodigy"
