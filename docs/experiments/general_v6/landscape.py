@@ -34,6 +34,9 @@ PROBES = {
     "momentum 0.97": {"momentum": 0.97},
     "batch 32, label noise 0.6": {"batch_size": 32, "label_noise": 0.6},
     "batch 512, 4,096 images": {"batch_size": 512, "synthetic_train_size": 4096},
+    "batch 32": {"batch_size": 32},
+    "batch 32, label noise 0.3": {"batch_size": 32, "label_noise": 0.3},
+    "batch 64, label noise 0.5": {"batch_size": 64, "label_noise": 0.5},
 }
 PEAKS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
 PRODIGY = "Prodigy"
