@@ -312,6 +312,32 @@ def landscape_probe(path: str) -> str:
     return table(["configuration", *(f"peak {peak:g}" for peak in peaks)], table_rows)
 
 
+def peak_probe(path: str) -> str:
+    """A probe's mean final test accuracy per configuration, cosine peak (the best in bold)
+    and Prodigy with its cosine, from its JSON (``docs/experiments/general_v6/landscape.py``)."""
+    episodes = json.loads((ROOT / path).read_text())["episodes"]
+    contenders = list(dict.fromkeys(e["contender"] for e in episodes))
+    peaks = [c for c in contenders if c != "Prodigy"]
+    table_rows = []
+    for probe in dict.fromkeys(e["probe"] for e in episodes):
+        mine = [e for e in episodes if e["probe"] == probe]
+        cells = {}
+        for contender in contenders:
+            runs = [e["final"] for e in mine if e["contender"] == contender]
+            cells[contender] = sum(runs) / len(runs) if runs else None
+        best = max((cells[p], p) for p in peaks if cells[p] is not None)[1]
+        seeds = len({e["seed"] for e in mine})
+        table_rows.append(
+            [f"{probe} ({seeds} seed{'s' if seeds > 1 else ''})"]
+            + [
+                "" if value is None else (f"**{value:.3f}**" if c == best else f"{value:.3f}")
+                for c, value in cells.items()
+            ]
+        )
+    header = ["configuration", *(f"peak {p}" for p in peaks), "Prodigy"]
+    return table(header, table_rows)
+
+
 @functools.cache  # a comparison's aggregates bootstrap for minutes: once per block text
 def instance_comparison(argument: str) -> str:
     """A part of an instance comparison's report (``qan_env.comparison``): "FOLDER PART",
@@ -358,6 +384,7 @@ RENDERERS: dict[str, Callable[[str], str]] = {
     "agent-runs": agent_runs,
     "fixed-schedules": fixed_schedules,
     "landscape-probe": landscape_probe,
+    "peak-probe": peak_probe,
     "instance-comparison": instance_comparison,
     "own-loop": own_loop,
 }

@@ -108,7 +108,8 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
 
     Plain Python values: ``lr``, ``train_loss`` (the step's mean training loss; ``L_0`` at
     reset), ``epoch`` (completed epochs), ``iteration`` (completed iterations),
-    ``diverged``; ``heldout_loss`` when it is measured; and ``test_loss``,
+    ``diverged``; ``heldout_loss`` when it is measured; ``label_noise`` (the share of noisy
+    labels the run drew) when ``label_noise_max`` draws one; and ``test_loss``,
     ``test_accuracy`` after the steps that end an evaluated epoch (every
     ``eval_every_epochs``-th and the last).
 

@@ -246,6 +246,8 @@ class Episode:
             info["heldout_loss"] = heldout
         if self.instance is not None:
             info["instance"] = self.instance
+        if self.config.label_noise_max:
+            info["label_noise"] = self.trainer.label_noise
         return info
 
     def state_dict(self) -> dict[str, Any]:

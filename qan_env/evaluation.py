@@ -58,6 +58,7 @@ class EpisodeRecord:
     policy: str
     seed: int
     instance: str | None = None  # of an instance set; None: the env's own run
+    label_noise: float | None = None  # the share of noisy labels the run drew, if it drew one
     lrs: list[float] = field(default_factory=list)
     actions: list[int] = field(default_factory=list)  # empty for an lr schedule
     rewards: list[float] = field(default_factory=list)
@@ -201,7 +202,7 @@ def run_episode(
     core: LRScheduleEnv = env.unwrapped
     options = None if instance is None else {"instance": instance}
     observation, info = env.reset(seed=seed, options=options)
-    record = EpisodeRecord(policy.name, seed, info.get("instance"))
+    record = EpisodeRecord(policy.name, seed, info.get("instance"), info.get("label_noise"))
     total_steps = core.episode.config.steps_per_episode  # of this instance
     sets_lr = hasattr(policy, "lr")  # an LRController
     if sets_lr:

@@ -167,7 +167,56 @@ GENERAL = InstanceSet(
     ),
 )
 
-INSTANCE_SETS: dict[str, InstanceSet] = {TINY.name: TINY, GENERAL.name: GENERAL}
+# The noisy set: SGD with Nesterov momentum 0.9 alone (the optimizer most users train a CNN
+# with, and on which a tuned cosine beats Prodigy), where each run draws its share of noisy
+# labels from its seed (``label_noise_max``): runs of one instance differ in the lr they
+# want (clean ones about 0.8, half-noisy ones 0.4, noisy ones at batch 32 about 0.1), and
+# their loss shows it, so that a schedule read from the run can beat every fixed one,
+# the instance's own mean curve included (docs/agent_design.md, "An instance set for
+# feedback"). The batch size and the range of the noise move the best peak across
+# instances, the user's guess the cosine a user would run untuned.
+_NOISE_RANGES = ((0.0, 0.4), (0.2, 0.6))
+_NOISY_GRID = [
+    {"batch_size": batch, "label_noise": low, "label_noise_max": high, "initial_lr": guess}
+    for batch in (32, 64, 128, 256)
+    for low, high in _NOISE_RANGES
+    for guess in (0.05, 0.1, 0.2)
+]
+_NOISY_INSIDE = [_NOISY_GRID[i] for i in (1, 5, 9, 14, 16, 22)]
+NOISY = InstanceSet(
+    name="noisy",
+    version=1,
+    preset="quick",
+    shared={**GENERAL.shared, "anchor_lr": 0.4, "anchor_factors": (0.25, 2.0)},
+    train=_instances(
+        [
+            {**overrides, "synthetic_seed": index % 6}
+            for index, overrides in enumerate(o for o in _NOISY_GRID if o not in _NOISY_INSIDE)
+        ]
+    ),
+    test=(
+        *_instances(
+            [{**o, "synthetic_seed": 6 + index % 2} for index, o in enumerate(_NOISY_INSIDE)]
+        ),
+        *_instances(
+            [
+                {"dataset": "digits", "label_noise_max": 0.4, "epochs": 16},
+                {"label_noise_max": 0.4, "epochs": 16, "synthetic_seed": 8},
+                {"label_noise_max": 0.4, "epochs": 4, "synthetic_seed": 9},
+                {"label_noise": 0.5, "label_noise_max": 0.8, "synthetic_seed": 10},
+                {
+                    "batch_size": 64,
+                    "label_noise_max": 0.4,
+                    "initial_lr": 0.0125,
+                    "synthetic_seed": 11,
+                },
+            ],
+            far=True,
+        ),
+    ),
+)
+
+INSTANCE_SETS: dict[str, InstanceSet] = {s.name: s for s in (TINY, GENERAL, NOISY)}
 
 
 def parse(spec: str) -> tuple[InstanceSet, str]:

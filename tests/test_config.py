@@ -56,6 +56,7 @@ def test_every_preset_is_valid_and_overridable(preset):
         ("decay_rate", 1.0, r"\(0, 1\)"),
         ("decay_rate", 0.0, "> 0.0"),
         ("dropout", 1.0, r"\[0, 1\)"),
+        ("label_noise_max", 1.0, r"\(label_noise=0.0, 1\)"),
         ("momentum", 1.5, "<= 1.0"),
         ("momentum", 0.0, "> 0 with nesterov=True"),  # found by the fuzz test
         ("restart_lr", 0.0, "> 0.0"),

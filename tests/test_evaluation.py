@@ -127,6 +127,15 @@ def test_evaluate_records_every_policy_on_every_seed(env):
     assert records[2].actions == []
 
 
+def test_a_run_that_draws_its_label_noise_names_the_share_in_info_and_record():
+    env = LRScheduleEnv(preset="tiny", epochs=1, label_noise=0.2, label_noise_max=0.6)
+    _, info = env.reset(seed=3)
+    record = run_episode(env, Cosine(LR0), seed=3)
+    assert 0.2 <= info["label_noise"] < 0.6 and record.label_noise == info["label_noise"]
+    assert run_episode(env, Cosine(LR0), seed=4).label_noise != record.label_noise
+    assert "label_noise" not in LRScheduleEnv(preset="tiny", label_noise=0.2).reset(seed=3)[1]
+
+
 @pytest.fixture(scope="module")
 def exploring_model(env):
     model = DQN(

@@ -58,6 +58,10 @@ class TrainingConfig:
     """The share of the training split's labels (held-out ones too) replaced by a class
     drawn uniformly at random, which labels and classes drawn per run from its seed; the
     test set stays clean. A task knob: noisy labels want another schedule."""
+    label_noise_max: float = 0.0
+    """> 0: the share of noisy labels is drawn per run from its seed, uniformly between
+    ``label_noise`` and this, so that runs of one task differ in a way the run shows (its
+    loss) and in the schedule they want; 0: every run has ``label_noise``."""
     depth: int = 40
     """Wide ResNet depth, 6n+4."""
     widen_factor: int = 4
@@ -115,6 +119,13 @@ class TrainingConfig:
         check_float(self, "label_noise", 0.0, 1.0)
         if self.label_noise == 1.0:
             refuse("label_noise", self.label_noise, "a share in [0, 1): some labels stay true")
+        check_float(self, "label_noise_max", 0.0, 1.0)
+        if self.label_noise_max and not self.label_noise < self.label_noise_max < 1.0:
+            refuse(
+                "label_noise_max",
+                self.label_noise_max,
+                f"0 (no draw) or a share in (label_noise={self.label_noise}, 1)",
+            )
         if self.heldout_size >= self.dataset_train_size:
             refuse(
                 "heldout_size",

@@ -76,8 +76,9 @@ class DeviceDataCache:
 def build_trainer(config: TrainingConfig, data: DeviceData, rng: np.random.Generator) -> Trainer:
     """A fresh run of ``config`` on ``data``: new weights, data order and augmentation.
 
-    Three seeds are drawn from ``rng``, a fourth for the held-out split when there is one
-    and a fifth for the label noise when there is some. The initial weights, the data
+    Three seeds are drawn from ``rng``, a fourth for the held-out split when there is one,
+    then the share of noisy labels when it is drawn and a seed for the noise when there is
+    some. The initial weights, the data
     order, the split and the noise come from CPU generators, so a seed gives the same
     network, order and split on every device; augmentation and dropout draw from a
     generator on the device.
@@ -89,11 +90,14 @@ def build_trainer(config: TrainingConfig, data: DeviceData, rng: np.random.Gener
         order = torch.randperm(len(data.train), generator=split_generator)
         heldout = data.train.subset(order[: config.heldout_size])
         train = data.train.subset(order[config.heldout_size :])
-    if config.label_noise:  # drawn only then: runs without noise keep their seeds' draws
+    noise = config.label_noise
+    if config.label_noise_max:  # drawn only then: runs of a fixed share keep their draws
+        noise = float(rng.uniform(config.label_noise, config.label_noise_max))
+    if noise:  # drawn only then: runs without noise keep their seeds' draws
         noise_generator = torch.Generator().manual_seed(int(rng.integers(0, 2**63 - 1)))
-        train = noisy_labels(train, config.label_noise, data.num_classes, noise_generator)
+        train = noisy_labels(train, noise, data.num_classes, noise_generator)
         if heldout is not None:
-            heldout = noisy_labels(heldout, config.label_noise, data.num_classes, noise_generator)
+            heldout = noisy_labels(heldout, noise, data.num_classes, noise_generator)
     init_generator = torch.Generator().manual_seed(init_seed)
     shuffle_generator = torch.Generator().manual_seed(shuffle_seed)
     augment_generator = torch.Generator(device=data.device).manual_seed(augment_seed)
@@ -114,7 +118,7 @@ def build_trainer(config: TrainingConfig, data: DeviceData, rng: np.random.Gener
         augment_generator,
         flip=data.flip,
     )
-    return Trainer(config, model, loader, data.test, heldout)
+    return Trainer(config, model, loader, data.test, heldout, label_noise=noise)
 
 
 def noisy_labels(

@@ -50,6 +50,7 @@ class Trainer:
         loader: DeviceLoader,
         test_set: ImageSet,
         heldout_set: ImageSet | None = None,
+        label_noise: float = 0.0,
     ) -> None:
         self.memory_format = (
             torch.channels_last if config.channels_last else torch.contiguous_format
@@ -61,6 +62,8 @@ class Trainer:
         self.loader = loader
         self.test_set = test_set
         self.heldout_set = heldout_set
+        self.label_noise = label_noise
+        """The share of this run's training labels that are noisy (drawn per run or not)."""
         self.optimizer_name = config.optimizer
         self.optimizer = build_optimizer(config, model)
         self.evaluation = EvaluationWeights(config, model, self.optimizer)
