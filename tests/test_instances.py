@@ -141,9 +141,10 @@ def test_an_instance_set_given_by_keyword_brings_its_preset_and_shared_mdp():
     assert plain.config.action_mode == make_config("tiny").action_mode  # config= is whole
 
 
-def test_the_general_set_s_anchor_is_the_peak_its_baselines_tuned_once():
+@pytest.mark.parametrize("name", ["general", "noisy"])
+def test_a_set_s_anchor_is_the_peak_its_baselines_tuned_once(name):
     """The set's ``anchor_lr`` is a copy of a measured fact: the tuned-once peak of the
     committed baselines' tuning runs, which own it."""
-    baselines = Path(__file__).resolve().parents[1] / "docs" / "results" / "general-baselines"
+    baselines = Path(__file__).resolve().parents[1] / "docs" / "results" / f"{name}-baselines"
     once, _ = Comparison.load(baselines).tuned_peaks()
-    assert INSTANCE_SETS["general"].shared["anchor_lr"] == once
+    assert INSTANCE_SETS[name].shared["anchor_lr"] == once
