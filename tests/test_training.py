@@ -60,8 +60,9 @@ def test_dropout_draws_from_its_generator_only():
     assert WideResNet(16, 2)(images).shape == (4, 10)
 
 
-def make_trainer(seed: int = 0, dropout: float = 0.0) -> Trainer:
-    config = dataclasses.replace(SMALL_RUN, dropout=dropout)
+def make_trainer(seed: int = 0, **changes: float) -> Trainer:
+    """The small run on ``seed``, with ``changes`` to its config."""
+    config = dataclasses.replace(SMALL_RUN, **changes)
     return build_trainer(config, load_device_data(config), np.random.default_rng(seed))
 
 
@@ -104,28 +105,23 @@ def test_initial_loss_changes_nothing_and_is_the_first_iterations_loss():
     assert trainer.train(1, lr=0.1)[0].item() == pytest.approx(initial.item(), abs=1e-6)
 
 
-def noisy_trainer(seed: int, **noise: float) -> Trainer:
-    config = dataclasses.replace(SMALL_RUN, **noise)
-    return build_trainer(config, load_device_data(config), np.random.default_rng(seed))
-
-
 def relabelled(trainer: Trainer, clean: Trainer) -> float:
     """The share of ``trainer``'s training labels that differ from the clean run's."""
     return (trainer.loader.data.labels != clean.loader.data.labels).float().mean().item()
 
 
 def test_label_noise_relabels_its_share_and_draws_it_per_run_when_asked():
-    clean = noisy_trainer(5)
-    fixed = noisy_trainer(5, label_noise=0.5)
+    clean = make_trainer(5)
+    fixed = make_trainer(5, label_noise=0.5)
     # The same network and data order: only the labels change, about 9 in 10 of those
     # redrawn (a redrawn label may be the true one).
     assert torch.equal(fixed.model.conv1.weight, clean.model.conv1.weight)
     assert fixed.label_noise == 0.5 and clean.label_noise == 0.0
     assert 0.35 < relabelled(fixed, clean) < 0.55
-    drawn = {seed: noisy_trainer(seed, label_noise=0.1, label_noise_max=0.7) for seed in (5, 6)}
+    drawn = {seed: make_trainer(seed, label_noise=0.1, label_noise_max=0.7) for seed in (5, 6)}
     shares = [trainer.label_noise for trainer in drawn.values()]
     assert all(0.1 <= share < 0.7 for share in shares) and shares[0] != shares[1]
-    assert noisy_trainer(5, label_noise=0.1, label_noise_max=0.7).label_noise == shares[0]
+    assert make_trainer(5, label_noise=0.1, label_noise_max=0.7).label_noise == shares[0]
     assert abs(relabelled(drawn[5], clean) - 0.9 * shares[0]) < 0.12
 
 

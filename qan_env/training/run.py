@@ -77,11 +77,11 @@ def build_trainer(config: TrainingConfig, data: DeviceData, rng: np.random.Gener
     """A fresh run of ``config`` on ``data``: new weights, data order and augmentation.
 
     Three seeds are drawn from ``rng``, a fourth for the held-out split when there is one,
-    then the share of noisy labels when it is drawn and a seed for the noise when there is
-    some. The initial weights, the data
-    order, the split and the noise come from CPU generators, so a seed gives the same
-    network, order and split on every device; augmentation and dropout draw from a
-    generator on the device.
+    then the share of noisy labels when it is drawn, and a seed for the noise when there is
+    some: each only then, so that runs without it keep their seeds' draws. The initial
+    weights, the data order, the split and the noise come from CPU generators, so a seed
+    gives the same network, order and split on every device; augmentation and dropout draw
+    from a generator on the device.
     """
     init_seed, shuffle_seed, augment_seed = (int(s) for s in rng.integers(0, 2**63 - 1, size=3))
     train, heldout = data.train, None
@@ -91,9 +91,9 @@ def build_trainer(config: TrainingConfig, data: DeviceData, rng: np.random.Gener
         heldout = data.train.subset(order[: config.heldout_size])
         train = data.train.subset(order[config.heldout_size :])
     noise = config.label_noise
-    if config.label_noise_max:  # drawn only then: runs of a fixed share keep their draws
+    if config.label_noise_max:
         noise = float(rng.uniform(config.label_noise, config.label_noise_max))
-    if noise:  # drawn only then: runs without noise keep their seeds' draws
+    if noise:
         noise_generator = torch.Generator().manual_seed(int(rng.integers(0, 2**63 - 1)))
         train = noisy_labels(train, noise, data.num_classes, noise_generator)
         if heldout is not None:

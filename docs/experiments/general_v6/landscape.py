@@ -4,7 +4,8 @@ instance set without the low-momentum runs on which no lr schedule of SGD reache
 (docs/agent_design.md, "An instance set for feedback"). One or two factors at a time
 from the general set's base run (2,048 synthetic images, WRN-10-1, batch 128, 8 epochs, the set's
 shared MDP), cosine at each peak and Prodigy with its cosine, on the tuning seeds 0 and 1.
-Episodes already in the output are kept, not run again.
+Episodes already in the output are kept, not run again; the design log's table (its
+``peak-probe`` block) is rendered from them.
 
     python docs/experiments/general_v6/landscape.py OUT.json
 """
@@ -16,7 +17,6 @@ import sys
 from multiprocessing import Pool
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from qan_env.comparison import OPTIMIZER_BASELINES
@@ -80,27 +80,7 @@ def main() -> None:
         for record in pool.imap(episode, tasks, chunksize=1):
             episodes.append(record)
             output.write_text(json.dumps({"episodes": episodes}, indent=1) + "\n")
-    summary = {}
-    for probe in PROBES:
-        means = {
-            c: round(
-                float(
-                    np.mean(
-                        [
-                            e["final"]
-                            for e in episodes
-                            if e["probe"] == probe and e["contender"] == c
-                        ]
-                    )
-                ),
-                4,
-            )
-            for c in contenders
-        }
-        best = max((c for c in contenders if c != PRODIGY), key=means.get)
-        summary[probe] = {"mean_final": means, "best_peak": float(best)}
-    output.write_text(json.dumps({"summary": summary, "episodes": episodes}, indent=1) + "\n")
-    print(json.dumps(summary, indent=1))
+    print(f"{len(episodes)} episodes in {output}; docs/render.py tabulates them (peak-probe)")
 
 
 if __name__ == "__main__":

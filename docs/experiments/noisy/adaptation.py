@@ -22,6 +22,15 @@ from qan_env.comparison import TUNED_ONCE, Comparison
 from qan_env.evaluation import REPLAY, TRAINED
 
 
+def mean_log2_multiplier(lrs: list[float], cosine: list[float]) -> float:
+    """The mean of ``log2(lr / cosine lr)`` over the steps both ran, the cosine's last (0)
+    left out."""
+    steps = min(len(lrs), len(cosine))
+    mine, base = np.array(lrs[:steps]), np.array(cosine[:steps])
+    kept = base > 0
+    return float(np.mean(np.log2(mine[kept] / base[kept])))
+
+
 def main() -> None:
     comparison = Comparison.load(Path(sys.argv[1]))
     records = comparison.records()
@@ -37,12 +46,7 @@ def main() -> None:
         if len(pairs) < 3:
             continue
         noise = np.array([r.label_noise for r, _, _ in pairs])
-        level = np.array(
-            [
-                np.mean(np.log2(np.array(r.lrs) / np.array(once.lrs[: len(r.lrs)])))
-                for r, once, _ in pairs
-            ]
-        )
+        level = np.array([mean_log2_multiplier(r.lrs, once.lrs) for r, once, _ in pairs])
         gain = np.array([r.final_accuracy - replay.final_accuracy for r, _, replay in pairs])
         median = np.median(noise)
         rows[name] = {
