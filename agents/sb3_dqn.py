@@ -11,10 +11,11 @@ Every setting is a field of ``Args`` below, its docstring the reason for its def
 evidence, every configuration tried, is in docs/agent_design.md). A run folder (``--output``)
 holds ``config.json`` (written first: the whole env config, these settings, the version),
 ``model.zip``, ``vecnormalize.pkl`` and ``normalization.json`` (the trained agent),
-``steps.csv`` (a row per env step), ``summary.json`` (each episode's return and final test
-accuracy), ``tensorboard/`` and ``checkpoint/``; docs/agents.md says what each holds and
-how checkpoints, ``--resume`` and ``--trust`` work. The SB3 machinery (callbacks,
-checkpoints, the exact resume, loading a policy without pickle) is ``qan_env.sb3``.
+``steps.csv`` (a row per env step), ``summary.json`` (each episode's return, final test
+accuracy, instance and drawn share of noisy labels), ``tensorboard/`` and ``checkpoint/``;
+docs/agents.md says what each holds and how checkpoints, ``--resume`` and ``--trust`` work.
+The SB3 machinery (callbacks, checkpoints, the exact resume, loading a policy without
+pickle) is ``qan_env.sb3``.
 """
 
 from __future__ import annotations

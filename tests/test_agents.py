@@ -132,7 +132,15 @@ def test_agent_script_trains_on_two_envs_at_once(tmp_path, vectorization):
 @pytest.mark.slow
 def test_agent_script_trains_one_policy_across_an_instance_set(tmp_path):
     result = run_script(
-        "agents/sb3_dqn.py", "--instances", "tiny", "--episodes", "4", "--output", str(tmp_path)
+        "agents/sb3_dqn.py",
+        "--instances",
+        "tiny",
+        "--episodes",
+        "4",
+        "--output",
+        str(tmp_path),
+        "--env",
+        "label_noise_max=0.5",
     )
     assert result.returncode == 0, result.stderr
     config = json.loads((tmp_path / "config.json").read_text())
@@ -141,6 +149,8 @@ def test_agent_script_trains_one_policy_across_an_instance_set(tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert len(summary["episodes"]) == 4
     assert {e["instance"] for e in summary["episodes"]} <= names
+    noise = [e["label_noise"] for e in summary["episodes"]]  # each run's own draw
+    assert all(0.0 <= share < 0.5 for share in noise) and len(set(noise)) == 4
     with open(tmp_path / "steps.csv") as file:
         rows = list(csv.DictReader(file))
     for episode in summary["episodes"]:  # every row names its episode's instance

@@ -5,7 +5,8 @@
 - ``StepCSV``: a row of ``steps.csv`` per env step (``truncate_csv`` cuts it back to a
   checkpoint on resume);
 - ``EnvScalars``: the env's lr, loss and test accuracy in SB3's TensorBoard log;
-- ``EpisodeLog``: each finished episode's return and final test accuracy.
+- ``EpisodeLog``: each finished episode's return and final test accuracy (and its instance
+  and drawn share of noisy labels, where it has them).
 
 Every callback logs the env's own rewards, not the ones ``VecNormalize`` hands the agent.
 """
@@ -173,10 +174,12 @@ class EpisodeLog(BaseCallback):
             accuracy = info.get("test_accuracy", self.last_accuracies[index])
             self.last_accuracies[index] = accuracy
             if self.locals["dones"][index]:
-                self.end_episode(index, info["diverged"], info.get("instance"))
+                self.end_episode(index, info)
         return True
 
-    def end_episode(self, index: int, diverged: bool, instance: str | None = None) -> None:
+    def end_episode(self, index: int, info: dict) -> None:
+        """Record env ``index``'s episode, which ``info`` (its last step's) ends: with the
+        instance it ran and the share of noisy labels it drew, where the env has them."""
         episode_return, accuracy = self.returns[index], self.last_accuracies[index]
         episode = {
             "episode": len(self.episodes),
@@ -184,10 +187,10 @@ class EpisodeLog(BaseCallback):
             "env_episode": episodes_of(self.episodes, index),
             "return": episode_return,
             "final_test_accuracy": accuracy,
-            "diverged": diverged,
+            "diverged": info["diverged"],
         }
-        if instance is not None:
-            episode["instance"] = instance
+        episode |= {key: info[key] for key in ("instance", "label_noise") if key in info}
+        instance = episode.get("instance")
         self.episodes.append(episode)
         # Written with the next dump of SB3's log, at this step.
         self.logger.record("episode/return", episode_return)
