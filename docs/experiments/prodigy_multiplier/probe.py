@@ -1,0 +1,68 @@
+"""Headroom for a schedule over Prodigy: on every train run of the noisy set, Prodigy with
+its cosine as the comparison runs it (``qan_env.comparison.OPTIMIZER_BASELINES``, lr 1: the
+multiplier of the step size it estimates), and the same cosine from 1/4, 1/2, 2 and 4 times
+that, on validation seeds 500 and 501. If the best multiplier is 1 on every run, no lr
+schedule on top of Prodigy has room to beat it; if it moves from run to run, a policy that
+drives Prodigy's multiplier from what it reads of the run has (docs/agent_design.md,
+"Headroom over Prodigy"). Episodes already in the output are kept, not run again.
+
+    python docs/experiments/prodigy_multiplier/probe.py OUT.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from multiprocessing import Pool
+from pathlib import Path
+
+import torch
+
+from qan_env.comparison import OPTIMIZER_BASELINES
+from qan_env.config import instance_config, with_overrides
+from qan_env.env import LRScheduleEnv
+from qan_env.evaluation import run_episode
+from qan_env.instances import NOISY
+from qan_env.schedules import Cosine
+
+MULTIPLIERS = (0.25, 0.5, 1.0, 2.0, 4.0)
+SEEDS = (500, 501)
+LABEL, OPTIMIZER, SCHEDULE, LR, _ = next(b for b in OPTIMIZER_BASELINES if b[0] == "Prodigy")
+CONFIG = with_overrides(instance_config("noisy:train"), {"optimizer": OPTIMIZER})
+
+
+def episode(task: tuple[float, str, int]) -> dict:
+    multiplier, instance, seed = task
+    torch.set_num_threads(1)
+    record = run_episode(LRScheduleEnv(config=CONFIG), Cosine(multiplier * LR), seed, instance)
+    return {
+        "multiplier": multiplier,
+        "instance": instance,
+        "seed": seed,
+        "label_noise": record.label_noise,
+        "final": record.final_accuracy,
+        "diverged": record.diverged,
+    }
+
+
+def main() -> None:
+    assert SCHEDULE == "cosine", "the probe scales the cosine Prodigy runs with"
+    output = Path(sys.argv[1])
+    episodes = json.loads(output.read_text())["episodes"] if output.exists() else []
+    done = {(e["multiplier"], e["instance"], e["seed"]) for e in episodes}
+    tasks = [
+        (multiplier, instance.name, seed)
+        for seed in SEEDS
+        for instance in NOISY.train
+        for multiplier in MULTIPLIERS
+        if (multiplier, instance.name, seed) not in done
+    ]
+    with Pool(2) as pool:
+        for record in pool.imap(episode, tasks, chunksize=1):
+            episodes.append(record)
+            output.write_text(json.dumps({"episodes": episodes}, indent=1) + "\n")
+    print(f"{len(episodes)} episodes in {output}")
+
+
+if __name__ == "__main__":
+    main()
