@@ -66,7 +66,10 @@ OPTIMIZER_BASELINES = (
 
 #: Settings that shape only what a policy sees and does, never a run that a schedule or an
 #: optimizer drives: comparisons that differ in these alone share their baseline episodes.
+#: The optimizer is one: each baseline names its own, and only the policy's contenders run on
+#: the config's (the optimizer whose lr the policy learned to drive).
 POLICY_SETTINGS = (
+    "optimizer",
     "action_mode",
     "observation",
     "observe_update",
@@ -258,17 +261,17 @@ class Comparison:
                         for label, optimizer, schedule, lr, relative in OPTIMIZER_BASELINES
                     ),
                 ]
-                if self.run is not None:
+                if self.run is not None:  # on the optimizer whose lr the policy drives
                     tasks += [
-                        Task("evaluation", TRAINED, name, seed),
-                        Task("evaluation", "random", name, seed),
+                        Task("evaluation", TRAINED, name, seed, self.config.optimizer),
+                        Task("evaluation", "random", name, seed, self.config.optimizer),
                     ]
         self._run(tasks, self.config)
         if self.run is not None:
             replays = self.mean_lrs()
             self.drop_stale({(REPLAY, name): curve for name, curve in replays.items()})
             replay = [
-                Task("evaluation", REPLAY, name, seed)
+                Task("evaluation", REPLAY, name, seed, self.config.optimizer)
                 for seed in self.seeds
                 for name in self.test_names
                 if name in replays

@@ -140,6 +140,25 @@ def test_a_new_policy_takes_the_baseline_episodes_of_a_comparison_on_the_same_ru
     assert "random" in {e["policy"] for e in same_env.episodes}
     baselines_only = Comparison(instance_config("tiny:test"), None, [1000], [0], tmp_path / "h")
     assert baselines_only.adopt_baselines(tmp_path / "old") == 3  # it runs no random policy
+    on_prodigy = instance_config("tiny:test", optimizer="prodigy")  # a policy driving Prodigy
+    assert (
+        Comparison(on_prodigy, None, [1000], [0], tmp_path / "i").adopt_baselines(tmp_path / "old")
+        == 3
+    )
+
+
+def test_the_policy_s_contenders_run_on_the_optimizer_it_drives(tmp_path):
+    held = Comparison(
+        instance_config("tiny:test", optimizer="prodigy"), tmp_path, [1000], [0], tmp_path
+    )
+    planned = []
+    held._run = lambda tasks, config, replays=None: planned.extend(tasks)
+    held.run_all()
+    optimizers = {task.contender: task.optimizer for task in planned}
+    assert optimizers[TRAINED] == optimizers["random"] == "prodigy"
+    for label in (COSINE, TUNED_ONCE, ORACLE, PLATEAU, "cosine 0.1"):  # the user's SGD
+        assert optimizers[label] == "sgd"
+    assert {optimizers[b[0]] for b in OPTIMIZER_BASELINES} == {b[1] for b in OPTIMIZER_BASELINES}
 
 
 def test_episodes_of_a_curve_that_moved_are_dropped_to_run_again(tmp_path):
