@@ -3,8 +3,8 @@
 # each instance's guess, the cosine tuned once on the train split, the oracle tuned per test
 # instance on tuning seeds 0 and 1, the tuning-free optimizers, ReduceLROnPlateau: 1,270
 # episodes (126 tune the train split, 154 the test split, 990 baselines), hours on 2 cores.
-# Rerun it to go on (finished episodes are kept in results.json, seed by seed). A policy is then judged on the ten seeds with
-# --baselines-from docs/results/noisy-baselines.
+# Rerun it to go on (finished episodes are kept in results.json, seed by seed). A policy is
+# then judged on the ten seeds with --baselines-from docs/results/noisy-baselines.
 cd "$(dirname "$0")/../../.."
 set -e
 export OMP_NUM_THREADS=1
