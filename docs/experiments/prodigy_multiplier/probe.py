@@ -1,12 +1,15 @@
-"""Headroom for a schedule over Prodigy: on every train run of the noisy set, Prodigy with
+"""Headroom for a schedule over Prodigy: on every train run of an instance set, Prodigy with
 its cosine as the comparison runs it (``qan_env.comparison.OPTIMIZER_BASELINES``, lr 1: the
 multiplier of the step size it estimates), and the same cosine from 1/4, 1/2, 2 and 4 times
-that, on validation seeds 500 and 501. If the best multiplier is 1 on every run, no lr
+that, on the validation seeds given. If the best multiplier is 1 on every run, no lr
 schedule on top of Prodigy has room to beat it; if it moves from run to run, a policy that
 drives Prodigy's multiplier from what it reads of the run has (docs/agent_design.md,
-"Headroom over Prodigy"). Episodes already in the output are kept, not run again.
+"Headroom over Prodigy"). Prodigy ignores the settings only SGD reads (its momentum, the
+user's guessed lr), so runs that differ in nothing else are run once. Episodes already in
+the output are kept, not run again.
 
-    python docs/experiments/prodigy_multiplier/probe.py OUT.json
+    python docs/experiments/prodigy_multiplier/probe.py noisy probe.json 500 501
+    python docs/experiments/prodigy_multiplier/probe.py general general.json 500
 """
 
 from __future__ import annotations
@@ -22,19 +25,30 @@ from qan_env.comparison import OPTIMIZER_BASELINES
 from qan_env.config import instance_config, with_overrides
 from qan_env.env import LRScheduleEnv
 from qan_env.evaluation import run_episode
-from qan_env.instances import NOISY
+from qan_env.instances import INSTANCE_SETS, Instance
 from qan_env.schedules import Cosine
 
 MULTIPLIERS = (0.25, 0.5, 1.0, 2.0, 4.0)
-SEEDS = (500, 501)
+SGD_ONLY = ("momentum", "nesterov", "initial_lr")
 LABEL, OPTIMIZER, SCHEDULE, LR, _ = next(b for b in OPTIMIZER_BASELINES if b[0] == "Prodigy")
-CONFIG = with_overrides(instance_config("noisy:train"), {"optimizer": OPTIMIZER})
 
 
-def episode(task: tuple[float, str, int]) -> dict:
-    multiplier, instance, seed = task
+def distinct_for_prodigy(instances: tuple[Instance, ...]) -> list[Instance]:
+    """The first of each group of runs that differ only in settings Prodigy ignores."""
+    seen, kept = set(), []
+    for instance in instances:
+        key = tuple(sorted((k, v) for k, v in instance.overrides.items() if k not in SGD_ONLY))
+        if key not in seen:
+            seen.add(key)
+            kept.append(instance)
+    return kept
+
+
+def episode(task: tuple[str, float, str, int]) -> dict:
+    instance_set, multiplier, instance, seed = task
     torch.set_num_threads(1)
-    record = run_episode(LRScheduleEnv(config=CONFIG), Cosine(multiplier * LR), seed, instance)
+    config = with_overrides(instance_config(f"{instance_set}:train"), {"optimizer": OPTIMIZER})
+    record = run_episode(LRScheduleEnv(config=config), Cosine(multiplier * LR), seed, instance)
     return {
         "multiplier": multiplier,
         "instance": instance,
@@ -47,13 +61,13 @@ def episode(task: tuple[float, str, int]) -> dict:
 
 def main() -> None:
     assert SCHEDULE == "cosine", "the probe scales the cosine Prodigy runs with"
-    output = Path(sys.argv[1])
+    instance_set, output, seeds = sys.argv[1], Path(sys.argv[2]), [int(s) for s in sys.argv[3:]]
     episodes = json.loads(output.read_text())["episodes"] if output.exists() else []
     done = {(e["multiplier"], e["instance"], e["seed"]) for e in episodes}
     tasks = [
-        (multiplier, instance.name, seed)
-        for seed in SEEDS
-        for instance in NOISY.train
+        (instance_set, multiplier, instance.name, seed)
+        for seed in seeds
+        for instance in distinct_for_prodigy(INSTANCE_SETS[instance_set].train)
         for multiplier in MULTIPLIERS
         if (multiplier, instance.name, seed) not in done
     ]
