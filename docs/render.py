@@ -338,6 +338,30 @@ def peak_probe(path: str) -> str:
     return table(header, table_rows)
 
 
+def multiplier_probe(path: str) -> str:
+    """The Prodigy-multiplier probe (``docs/experiments/prodigy_multiplier/probe.py``): each
+    run's final test accuracy per multiplier of Prodigy's cosine, mean over its seeds (the
+    best in bold), then the mean over the runs measured at every multiplier."""
+    episodes = json.loads((ROOT / path).read_text())["episodes"]
+    multipliers = sorted({e["multiplier"] for e in episodes})
+    means: dict[str, dict[float, float]] = {}
+    for run in dict.fromkeys(e["instance"] for e in episodes):
+        cells = {
+            m: [e["final"] for e in episodes if e["instance"] == run and e["multiplier"] == m]
+            for m in multipliers
+        }
+        if all(cells.values()):
+            means[run] = {m: sum(runs) / len(runs) for m, runs in cells.items()}
+    means[f"mean of {len(means)} runs"] = {
+        m: sum(row[m] for row in means.values()) / len(means) for m in multipliers
+    }
+    rows = []
+    for run, cells in means.items():
+        best = max(cells, key=cells.get)
+        rows.append([run] + [f"**{v:.3f}**" if m == best else f"{v:.3f}" for m, v in cells.items()])
+    return table(["run", *(f"x{m:g}" for m in multipliers)], rows)
+
+
 @functools.cache  # a comparison's aggregates bootstrap for minutes: once per block text
 def instance_comparison(argument: str) -> str:
     """A part of an instance comparison's report (``qan_env.comparison``): "FOLDER PART",
@@ -385,6 +409,7 @@ RENDERERS: dict[str, Callable[[str], str]] = {
     "fixed-schedules": fixed_schedules,
     "landscape-probe": landscape_probe,
     "peak-probe": peak_probe,
+    "multiplier-probe": multiplier_probe,
     "instance-comparison": instance_comparison,
     "own-loop": own_loop,
 }
