@@ -2,13 +2,12 @@
 its cosine as the comparison runs it (``qan_env.comparison.OPTIMIZER_BASELINES``, lr 1: the
 multiplier of the step size it estimates), and the same cosine from 1/4, 1/2, 2, 4 and 8
 times that, on the validation seeds given (8 was added after the general set's first pass
-found 4 best on most of its runs; the noisy set's episodes stop at 4). If the best
-multiplier is 1 on every run, no lr schedule on top of Prodigy has room to beat it; if it
-moves from run to run, a policy that drives Prodigy's multiplier from what it reads of the
-run has (docs/agent_design.md,
-"Headroom over Prodigy"). Prodigy ignores the settings only SGD reads (its momentum, the
-user's guessed lr), so runs that differ in nothing else are run once. Episodes already in
-the output are kept, not run again.
+found 4 best on most of its runs; the noisy set's first 38 episodes stop at 4). If the
+best multiplier is 1 on every run, no lr schedule on top of Prodigy has room to beat it; if
+it moves from run to run, a policy that drives Prodigy's multiplier from what it reads of
+the run has (docs/agent_design.md, "Headroom over Prodigy"). Prodigy ignores the settings
+only SGD reads (its momentum, the user's guessed lr), so runs that differ in nothing else
+are run once. Episodes already in the output are kept, not run again.
 
     python docs/experiments/prodigy_multiplier/probe.py noisy probe.json 500 501
     python docs/experiments/prodigy_multiplier/probe.py general general.json 500
