@@ -286,6 +286,15 @@ def fixed_schedules(path: str) -> str:
     return table(header, rows)
 
 
+def best_in_bold(cells: dict, best: object) -> list[str]:
+    """A probe table's cells, mean accuracies to three places, the one at ``best`` in bold
+    and a missing one (None) empty."""
+    return [
+        "" if value is None else (f"**{value:.3f}**" if key == best else f"{value:.3f}")
+        for key, value in cells.items()
+    ]
+
+
 def landscape_probe(path: str) -> str:
     """The probe's mean final test accuracy per configuration and cosine peak (the best in
     bold), from its JSON lines (``docs/experiments/landscape_probe.py``); a configuration
@@ -303,11 +312,7 @@ def landscape_probe(path: str) -> str:
         best = max((value, peak) for peak, value in cells.items() if value is not None)[1]
         seeds = len({r["seed"] for r in rows if r["probe"] == probe})
         table_rows.append(
-            [f"{probe} ({seeds} seed{'s' if seeds > 1 else ''})"]
-            + [
-                "" if value is None else (f"**{value:.3f}**" if peak == best else f"{value:.3f}")
-                for peak, value in cells.items()
-            ]
+            [f"{probe} ({seeds} seed{'s' if seeds > 1 else ''})", *best_in_bold(cells, best)]
         )
     return table(["configuration", *(f"peak {peak:g}" for peak in peaks)], table_rows)
 
@@ -328,11 +333,7 @@ def peak_probe(path: str) -> str:
         best = max((cells[p], p) for p in peaks if cells[p] is not None)[1]
         seeds = len({e["seed"] for e in mine})
         table_rows.append(
-            [f"{probe} ({seeds} seed{'s' if seeds > 1 else ''})"]
-            + [
-                "" if value is None else (f"**{value:.3f}**" if c == best else f"{value:.3f}")
-                for c, value in cells.items()
-            ]
+            [f"{probe} ({seeds} seed{'s' if seeds > 1 else ''})", *best_in_bold(cells, best)]
         )
     header = ["configuration", *(f"peak {p}" for p in peaks), "Prodigy"]
     return table(header, table_rows)
@@ -355,10 +356,7 @@ def multiplier_probe(path: str) -> str:
     means[f"mean of {len(means)} runs"] = {
         m: sum(row[m] for row in means.values()) / len(means) for m in multipliers
     }
-    rows = []
-    for run, cells in means.items():
-        best = max(cells, key=cells.get)
-        rows.append([run] + [f"**{v:.3f}**" if m == best else f"{v:.3f}" for m, v in cells.items()])
+    rows = [[run, *best_in_bold(cells, max(cells, key=cells.get))] for run, cells in means.items()]
     return table(["run", *(f"x{m:g}" for m in multipliers)], rows)
 
 

@@ -31,7 +31,7 @@ from qan_env.schedules import Cosine
 
 MULTIPLIERS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 SGD_ONLY = ("momentum", "nesterov", "initial_lr")
-LABEL, OPTIMIZER, SCHEDULE, LR, _ = next(b for b in OPTIMIZER_BASELINES if b[0] == "Prodigy")
+_, OPTIMIZER, SCHEDULE, LR, _ = next(b for b in OPTIMIZER_BASELINES if b[0] == "Prodigy")
 
 
 def distinct_for_prodigy(instances: tuple[Instance, ...]) -> list[Instance]:
