@@ -353,6 +353,8 @@ def multiplier_probe(path: str) -> str:
         }
         if all(cells.values()):
             means[run] = {m: sum(runs) / len(runs) for m, runs in cells.items()}
+    if not means:
+        raise ValueError(f"{path}: no run is measured at every multiplier yet, nothing to average")
     means[f"mean of {len(means)} runs"] = {
         m: sum(row[m] for row in means.values()) / len(means) for m in multipliers
     }
