@@ -1,7 +1,8 @@
 """What a general-set training run did, from its run folder: the episodes that diverged, the
 mean final test accuracy per 40 episodes, and from episode 200 on the share of its steps at
-each level of the multiplier, by momentum or by another field of the instance (the last
-step, where the cosine reaches 0, left out); docs/experiments/agent_runs.json quotes them.
+each level of the multiplier, by the instance's first field (the general set's momentum) or
+by the field named (the last step, where the cosine reaches 0, left out);
+docs/experiments/agent_runs.json quotes them.
 
     python docs/experiments/general_ensemble/training_stats.py runs/sb3_dqn/general-seed20
     python docs/experiments/general_ensemble/training_stats.py RUN batch_size
@@ -24,7 +25,7 @@ LATE = 200
 
 def main() -> None:
     folder = Path(sys.argv[1])
-    field = sys.argv[2] if len(sys.argv) > 2 else "momentum"
+    field = sys.argv[2] if len(sys.argv) > 2 else None
     episodes = json.loads((folder / "summary.json").read_text())["episodes"]
     finals = [e["final_test_accuracy"] for e in episodes]
     print("diverged:", [e["episode"] for e in episodes if e["diverged"]])
@@ -41,8 +42,16 @@ def main() -> None:
             step_of[episode] += 1  # the multiplier of the step just taken
             if episode >= LATE and step_of[episode] < actions.total_steps:  # a cosine's 0 left out
                 level = actions.multiplier(float(row["lr"]), step_of[episode])
-                overrides = dict(part.split("=", 1) for part in row["instance"].split(","))
-                levels[f"{field}={overrides[field]}"][round(level, 2)] += 1
+                parts = row["instance"].split(",")
+                group = (
+                    parts[0]
+                    if field is None
+                    else next(
+                        (p for p in parts if p.startswith(f"{field}=")),
+                        f"{field} of the set's base",
+                    )
+                )
+                levels[group][round(level, 2)] += 1
     for group, counts in sorted(levels.items()):
         total = sum(counts.values())
         shares = ", ".join(f"x{level:g} {n / total:.0%}" for level, n in sorted(counts.items()))
