@@ -2,7 +2,8 @@
 from 4 on its test split", and the one that cannot climb): its final test accuracy paired run
 by run with each contender of its comparison, and per greedy episode its multiplier of
 Prodigy's lr at each decision and over the first eight and the last seven (geometric means),
-with its gap to Prodigy on the episodes whose last seven stay below 4 and on the others.
+with its gap to Prodigy on the episodes whose last seven stay below the anchor (the
+tuned-once multiplier, 4 for both policies) and on the others.
 
     python docs/experiments/general_prodigy4/halves.py docs/results/general-prodigy4 \
         docs/experiments/general_prodigy4/seed10
@@ -23,7 +24,7 @@ from qan_env.evaluation import TRAINED
 from qan_env.run_folder import read_run_config
 
 FIRST = 8  # decisions in the first half; the last lr (the cosine's 0) is left out
-HIGH = 4 * (1 - 1e-9)  # 4 times Prodigy's lr, less the rounding of a multiplier read back
+ROUNDING = 1 - 1e-9  # a multiplier read back from the lr may fall short of the anchor by this
 
 
 def main() -> None:
@@ -59,11 +60,12 @@ def main() -> None:
             f"{first:.2f} then {last:.2f}, {gap:+.3f}"
         )
     first, last, gap = (np.array(column) for column in zip(*rows, strict=True))
-    high = last >= HIGH
+    high = last >= saved.anchor_lr * ROUNDING
     print(f"first half {first.min():.1f} to {first.max():.1f} times Prodigy's lr")
     print(
-        f"last seven at 4 or more on {high.sum()} of {len(rows)} ({last[high].min():.1f} to "
-        f"{last[high].max():.1f}; above the first half on {(last[high] > first[high]).sum()}): "
+        f"last seven at {saved.anchor_lr:g} or more on {high.sum()} of {len(rows)} "
+        f"({last[high].min():.1f} to {last[high].max():.1f}; "
+        f"above the first half on {(last[high] > first[high]).sum()}): "
         f"{gap[high].mean():+.3f} against Prodigy; the others {gap[~high].mean():+.3f}"
     )
 
