@@ -141,8 +141,10 @@ class LRScheduleEnv(gym.Env[np.ndarray, np.int64]):
     describe the MDP before any reset.
 
     All randomness comes from ``reset(seed=...)``: with the same seed an episode is the
-    same bit for bit on the CPU at the same number of torch threads (another count sums
-    in another order), and torch's global RNG is never used.
+    same bit for bit on the CPU at the same number of torch threads and on the same CPU
+    kernels (another thread count sums in another order; another instruction set, which
+    MKL, oneDNN and ATen each pick for the machine's CPU, rounds otherwise), and torch's
+    global RNG is never used.
 
     ## Example
 
