@@ -1,8 +1,9 @@
 """A run folder's ``config.json``: what a run ran, so that it can be evaluated on exactly that.
 
 It holds the full resolved ``EnvConfig`` (every field, not a preset's name: presets change),
-the agent's settings, the package version and the torch thread count (which decides whether
-a rerun on the CPU repeats the run bit for bit: float sums regroup with it), as JSON.
+the agent's settings, the package version and the torch thread count (which, with the CPU's
+kernels, decides whether a rerun on the CPU repeats the run bit for bit: float sums regroup
+with it), as JSON.
 Written to a side name and renamed, so a reader never sees half a file (``qan_env.files``);
 read back through the same checks as the env's arguments. An agent's own files (an SB3
 model, its checkpoints) are the agent's business (``qan_env.sb3``).
