@@ -9,16 +9,4 @@
 # docs/results/general-baselines. The comparison judges the model as committed in
 # docs/experiments/general_prodigy4/seed10 (a copy of the run's model, config, normalization
 # and summary). Each step continues where an interrupted one stopped.
-cd "$(dirname "$0")/../../.."
-set -e
-python agents/sb3_dqn.py --instances general --seed 10 --output runs/sb3_dqn/general-prodigy4-seed10 \
-  --env optimizer=prodigy --env anchor_lr=4 --env anchor_factors=0.5,2 \
-  --env observe_optimizer=False --resume
-mkdir -p docs/experiments/general_prodigy4/seed10
-cp runs/sb3_dqn/general-prodigy4-seed10/{config.json,model.zip,normalization.json,summary.json} \
-  docs/experiments/general_prodigy4/seed10/
-python examples/compare_schedules.py --run docs/experiments/general_prodigy4/seed10 \
-  --instances general:test --workers 2 --tune-seeds 0 1 \
-  --seeds 1000 1001 1002 \
-  --peaks 0.05 0.1 0.2 0.4 0.8 1.6 3.2 --output docs/results/general-prodigy4 \
-  --baselines-from docs/results/general-baselines
+exec "$(dirname "$0")/../general_prodigy4/over_prodigy.sh" general_prodigy4 general-prodigy4-seed10 general-prodigy4 4 0.5,2
