@@ -29,6 +29,7 @@ import json
 import math
 import multiprocessing
 import statistics
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -456,11 +457,28 @@ class Comparison:
                 self.aggregate_table(instances=self.far),
             ]
         parts.append("\n" + self.coverage())
+        parts += ["\n## What computed the evaluation episodes\n\n", self.computed_on_table()]
         parts += [
             f"\n## Tuning runs (tuned once: peak {once:g}, the best mean over the train split)\n\n",
             self.tuning_table(),
         ]
         return "".join(parts)
+
+    def computed_on_table(self) -> str:
+        """A row per torch, kernels and thread count that computed some evaluation episodes,
+        naming the contenders it computed and how many episodes of each: contenders computed
+        on different kernels differ by the kernels' rounding as well as by what they did
+        (docs/performance.md)."""
+        counts = Counter(
+            (episode["policy"], episode.get("computed_on") or "not recorded")
+            for episode in self.episodes
+            if episode["purpose"] == "evaluation"
+        )
+        lines = ["| computed with | contenders (episodes) |", "| --- | --- |"]
+        for platform in dict.fromkeys(platform for _, platform in counts):
+            named = ", ".join(f"{name} ({n})" for (name, on), n in counts.items() if on == platform)
+            lines.append(f"| {platform} | {named} |")
+        return "\n".join(lines) + "\n"
 
     def degenerate(self) -> list[str]:
         """Test instances whose oracle is no better than the plain cosine (the guess was

@@ -28,6 +28,7 @@ from qan_env.schedules import (
     StepDecay,
     WarmRestarts,
 )
+from qan_env.training.config import computed_on
 
 #: Seeds kept for evaluation: no training episode and no tuning uses them.
 HELD_OUT_SEEDS: tuple[int, ...] = tuple(range(1000, 1010))
@@ -68,6 +69,9 @@ class EpisodeRecord:
     test_accuracy: list[float] = field(default_factory=list)
     test_loss: list[float] = field(default_factory=list)
     diverged: bool = False
+    # torch, the device's kernels and the thread count that computed it (``computed_on``);
+    # None in results written before it was recorded
+    computed_on: str | None = None
 
     @property
     def episode_return(self) -> float:
@@ -203,6 +207,7 @@ def run_episode(
     options = None if instance is None else {"instance": instance}
     observation, info = env.reset(seed=seed, options=options)
     record = EpisodeRecord(policy.name, seed, info.get("instance"), info.get("label_noise"))
+    record.computed_on = computed_on(core.device)
     total_steps = core.episode.config.steps_per_episode  # of this instance
     sets_lr = hasattr(policy, "lr")  # an LRController
     if sets_lr:

@@ -1,9 +1,10 @@
 """A run folder's ``config.json``: what a run ran, so that it can be evaluated on exactly that.
 
 It holds the full resolved ``EnvConfig`` (every field, not a preset's name: presets change),
-the agent's settings, the package version and the torch thread count (which, with the CPU's
-kernels, decides whether a rerun on the CPU repeats the run bit for bit: float sums regroup
-with it), as JSON.
+the agent's settings, the package version and what computed it (torch's version, the
+device's kernels and the thread count, ``computed_on``: a rerun repeats the run bit for bit
+only with the same, since float sums regroup with the thread count and round differently
+with the kernels), as JSON.
 Written to a side name and renamed, so a reader never sees half a file (``qan_env.files``);
 read back through the same checks as the env's arguments. An agent's own files (an SB3
 model, its checkpoints) are the agent's business (``qan_env.sb3``).
@@ -17,10 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-import torch
-
 from qan_env.config import EnvConfig, config_from_dict, with_overrides
 from qan_env.files import write_atomically
+from qan_env.training.config import computed_on, resolve_device
 from qan_env.version import __version__
 
 CONFIG_FILE = "config.json"
@@ -37,7 +37,7 @@ class RunConfig:
 def write_run_config(folder: Path, env: EnvConfig, agent: dict[str, Any]) -> Path:
     values = {
         "version": __version__,
-        "torch_threads": torch.get_num_threads(),
+        "computed_on": computed_on(resolve_device(env.device)),
         "env": env.to_dict(),
         "agent": agent,
     }

@@ -93,7 +93,9 @@ def test_an_instance_with_a_missing_seed_is_left_out_of_the_aggregates(tmp_path)
                 record = EpisodeRecord(policy, seed, name, epochs=[4], test_accuracy=[accuracy])
                 held.episodes.append({"purpose": "evaluation", **asdict(record)})
     assert held.incomplete() == [second] and held.scored() == {first}
-    assert f"Not every seed run yet (the comparison continues): {second}." in held.report()
+    report = held.report()
+    assert f"Not every seed run yet (the comparison continues): {second}." in report
+    assert "| not recorded | cosine (3), cosine (tuned per instance) (3)" in report
     assert held.coverage().startswith("Scored over 1 of 2 test instances.")
     rows = held.aggregate_table(policy=TUNED_ONCE).splitlines()[2:]
     assert [row.split(" | ")[0] for row in rows] == [
@@ -196,3 +198,29 @@ def test_the_replay_is_the_mean_lr_of_the_steps_reached_then_held(tmp_path):
     assert replays[second] == pytest.approx(
         [0.6] * held.test_env.config_of(second).steps_per_episode
     )
+
+
+def test_the_report_names_what_computed_each_contenders_episodes(tmp_path):
+    held = Comparison(instance_config("tiny:test"), None, [1000, 1001], [0], tmp_path)
+    name = held.test_names[0]
+    here, there = "torch 2.14.1, CPU AVX512, 1 thread", "torch 2.14.1, CPU AVX2, 1 thread"
+    for policy, seed, platform in (
+        (COSINE, 1000, there),
+        (COSINE, 1001, there),
+        (TRAINED, 1000, here),
+        (TRAINED, 1001, None),  # written before the kernels were recorded
+    ):
+        record = EpisodeRecord(policy, seed, name, epochs=[4], test_accuracy=[0.5])
+        episode = {"purpose": "evaluation", **asdict(record), "computed_on": platform}
+        if platform is None:
+            del episode["computed_on"]
+        held.episodes.append(episode)
+    tuning = EpisodeRecord("cosine 0.1", 0, name, epochs=[4], test_accuracy=[0.5])
+    held.episodes.append({"purpose": "tuning", **asdict(tuning), "computed_on": here})
+    assert held.computed_on_table().splitlines()[2:] == [
+        f"| {there} | {COSINE} (2) |",
+        f"| {here} | {TRAINED} (1) |",  # the tuning episode is not an evaluation's
+        f"| not recorded | {TRAINED} (1) |",
+    ]
+    held.save()
+    assert Comparison.load(tmp_path).records()[2].computed_on == here

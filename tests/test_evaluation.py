@@ -36,6 +36,7 @@ from qan_env.schedules import (
     StepDecay,
     WarmRestarts,
 )
+from qan_env.training.config import computed_on
 
 LR0 = 0.1
 
@@ -116,6 +117,7 @@ def test_evaluate_records_every_policy_on_every_seed(env):
         ("cosine", 4),
     ]
     for record in records:
+        assert record.computed_on == computed_on(env.device)
         assert record.epochs == [2, 4] and len(record.test_accuracy) == 2
         assert len(record.lrs) == len(record.rewards) == len(record.train_losses) == 32
         assert record.episode_return == pytest.approx(sum(record.rewards))
@@ -247,13 +249,18 @@ def test_a_run_folders_config_never_downloads_unless_told_to(tmp_path):
     assert saved_env(tmp_path, {"download": True, "epochs": 1}).download
 
 
-def test_a_run_folders_config_records_the_torch_thread_count(tmp_path):
+def test_a_run_folders_config_records_torch_the_kernels_and_the_thread_count(tmp_path):
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(1 if threads > 1 else 2)  # another count than the default
         write_run_config(tmp_path, qan_env.make_config("tiny"), {"preset": "tiny"})
-        recorded = json.loads((tmp_path / "config.json").read_text())["torch_threads"]
-        assert recorded == torch.get_num_threads() != threads
+        recorded = json.loads((tmp_path / "config.json").read_text())["computed_on"]
+        capability = torch.backends.cpu.get_cpu_capability()
+        count = torch.get_num_threads()
+        assert count != threads
+        assert recorded == f"torch {torch.__version__}, CPU {capability}, {count} thread" + (
+            "s" if count > 1 else ""
+        )
     finally:
         torch.set_num_threads(threads)
 

@@ -204,6 +204,19 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def computed_on(device: torch.device) -> str:
+    """What a run's numbers were computed with, as far as it decides their rounding: torch's
+    version, the device and its kernels (a CPU's vector instructions as ATen picks them, or
+    the GPU's name), and the CPU thread count. Two runs bit for bit the same need the same;
+    one machine's AVX-512 and another's AVX2 round differently (docs/performance.md)."""
+    if device.type == "cuda":
+        where = f"CUDA {torch.version.cuda} on {torch.cuda.get_device_name(device)}"
+    else:
+        where = f"{device.type.upper()} {torch.backends.cpu.get_cpu_capability()}"
+    threads = torch.get_num_threads()
+    return f"torch {torch.__version__}, {where}, {threads} thread{'s' * (threads != 1)}"
+
+
 def worker_device(name: str, worker_index: int) -> str:
     """The device of worker ``worker_index`` of many: with "auto" and CUDA, GPU
     ``worker_index % n_gpus``, so that workers spread over a machine's GPUs; any other
