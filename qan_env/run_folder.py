@@ -35,9 +35,13 @@ class RunConfig:
 
 
 def write_run_config(folder: Path, env: EnvConfig, agent: dict[str, Any]) -> Path:
+    try:
+        here = computed_on(resolve_device(env.device))
+    except ValueError:  # a GPU this machine lacks: an ensemble of runs trained elsewhere
+        here = None
     values = {
         "version": __version__,
-        "computed_on": computed_on(resolve_device(env.device)),
+        "computed_on": here,
         "env": env.to_dict(),
         "agent": agent,
     }

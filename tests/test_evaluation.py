@@ -265,6 +265,13 @@ def test_a_run_folders_config_records_torch_the_kernels_and_the_thread_count(tmp
         torch.set_num_threads(threads)
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_run_config_for_a_gpu_this_machine_lacks_is_written_without_its_kernels(tmp_path):
+    write_run_config(tmp_path, qan_env.make_config("tiny", device="cuda"), {"preset": "tiny"})
+    values = json.loads((tmp_path / "config.json").read_text())
+    assert values["computed_on"] is None and values["env"]["device"] == "cuda"
+
+
 def test_reduce_lr_on_plateau_cuts_the_lr_when_the_heldout_loss_stops_improving():
     from qan_env.evaluation import Plateau
 
