@@ -34,14 +34,15 @@ class RunConfig:
     version: str
 
 
-def write_run_config(folder: Path, env: EnvConfig, agent: dict[str, Any]) -> Path:
-    try:
-        here = computed_on(resolve_device(env.device))
-    except ValueError:  # a GPU this machine lacks: an ensemble of runs trained elsewhere
-        here = None
+def write_run_config(
+    folder: Path, env: EnvConfig, agent: dict[str, Any], runs_here: bool = True
+) -> Path:
+    """``runs_here``: the run computes on this machine, whose torch, kernels and thread count
+    are recorded; False for a folder that computes nothing itself (an ensemble of runs, each
+    recording its own), which records null."""
     values = {
         "version": __version__,
-        "computed_on": here,
+        "computed_on": computed_on(resolve_device(env.device)) if runs_here else None,
         "env": env.to_dict(),
         "agent": agent,
     }

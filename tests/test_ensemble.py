@@ -71,6 +71,8 @@ def test_an_ensemble_folder_loads_its_members_as_written(tmp_path):
     assert len(policy.networks) == 2 and policy.note == ""
     assert read_run_config(tmp_path / "ensemble").env == read_run_config(GENERAL).env
     assert read_run_config(tmp_path / "ensemble" / "seed7").agent["seed"] == 7
+    written = json.loads((tmp_path / "ensemble" / "config.json").read_text())
+    assert written["computed_on"] is None  # it computed nothing: its members say what they ran on
     observations = np.random.default_rng(0).normal(size=(5, single.inputs)).astype(np.float32)
     np.testing.assert_allclose(policy.q_values(observations), single.q_values(observations))
     assert not (tmp_path / "ensemble" / "seed0" / "vecnormalize.pkl").exists()  # no pickle

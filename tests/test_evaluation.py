@@ -267,9 +267,12 @@ def test_a_run_folders_config_records_torch_the_kernels_and_the_thread_count(tmp
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_a_run_config_for_a_gpu_this_machine_lacks_is_written_without_its_kernels(tmp_path):
-    write_run_config(tmp_path, qan_env.make_config("tiny", device="cuda"), {"preset": "tiny"})
+    config = qan_env.make_config("tiny", device="cuda")  # an ensemble of runs trained there
+    write_run_config(tmp_path, config, {"preset": "tiny"}, runs_here=False)
     values = json.loads((tmp_path / "config.json").read_text())
     assert values["computed_on"] is None and values["env"]["device"] == "cuda"
+    with pytest.raises(ValueError, match="device='cuda'"):  # a run cannot compute here
+        write_run_config(tmp_path / "run", config, {"preset": "tiny"})
 
 
 def test_reduce_lr_on_plateau_cuts_the_lr_when_the_heldout_loss_stops_improving():

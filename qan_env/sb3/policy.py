@@ -278,6 +278,6 @@ def write_ensemble(output: Path, members: dict[str, Path], agent: dict[str, Any]
         for file in MEMBER_FILES:
             if (Path(folder) / file).is_file():
                 shutil.copyfile(Path(folder) / file, output / name / file)
-    write_run_config(output, first, agent)
+    write_run_config(output, first, agent, runs_here=False)  # its members ran
     listing = json.dumps({"members": list(members)}, indent=2) + "\n"
     return write_atomically(output / ENSEMBLE_FILE, listing)
