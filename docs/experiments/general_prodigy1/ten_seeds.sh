@@ -10,10 +10,12 @@
 # one stopped.
 set -e
 cd "$(dirname "$0")/../../.."
-python examples/compare_schedules.py --run docs/experiments/general_prodigy1/seed10 \
+ten=docs/results/general-prodigy1-ten-seeds here=docs/experiments/general_prodigy1
+[ -e "$ten/results.json" ] || { mkdir -p "$ten"; cp docs/results/general-prodigy1/results.json "$ten/"; }
+[ -e "$here/prodigy_here_ten_seeds.json" ] || cp "$here/prodigy_here.json" "$here/prodigy_here_ten_seeds.json"
+python examples/compare_schedules.py --run "$here/seed10" \
   --instances general:test --workers 2 --tune-seeds 0 1 \
   --seeds 1000 1001 1002 1003 1004 1005 1006 1007 1008 1009 \
-  --peaks 0.05 0.1 0.2 0.4 0.8 1.6 3.2 --output docs/results/general-prodigy1-ten-seeds \
+  --peaks 0.05 0.1 0.2 0.4 0.8 1.6 3.2 --output "$ten" \
   --baselines-from docs/results/general-baselines
-python docs/experiments/general_prodigy4_down/held.py docs/results/general-prodigy1-ten-seeds \
-  docs/experiments/general_prodigy1/prodigy_here_ten_seeds.json 1
+python docs/experiments/general_prodigy4_down/held.py "$ten" "$here/prodigy_here_ten_seeds.json" 1
