@@ -20,6 +20,7 @@ import pytest
 import torch
 from conftest import ROOT, run_script
 from stable_baselines3 import DQN
+from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecNormalize
 
 import qan_env
 import qan_env.instances
@@ -29,6 +30,7 @@ from qan_env.evaluation import HELD_OUT_SEEDS
 from qan_env.run_folder import read_run_config
 from qan_env.sb3.callbacks import CSV_COLUMNS, truncate_csv
 from qan_env.sb3.checkpoint import recover_checkpoint
+from qan_env.sb3 import SB3Policy
 from qan_env.sb3.policy import policy_weights
 
 
@@ -287,6 +289,37 @@ def test_evaluate_runs_the_saved_model_greedily(tiny_run):
     assert first["actions"] == second["actions"] and len(first["actions"]) == 16
     assert "greedily (preset: tiny" in result.stdout.splitlines()[0]
     assert "note: preset" not in result.stdout  # nothing changed since the run
+
+
+@pytest.mark.slow
+def test_a_frame_stacked_run_is_loaded_with_sb3_s_own_stack_and_normalisation(tmp_path):
+    """A run trained on several observations a state: the loaded policy (no pickle) sees
+    the stack SB3's VecFrameStack builds, normalised as its VecNormalize does, and gets the
+    Q-values SB3's own model gets, step by step through a greedy episode."""
+    args = ["--preset", "tiny", "--episodes", "2", "--frame-stack", "3", "--output", str(tmp_path)]
+    result = run_script("agents/sb3_dqn.py", *args)
+    assert result.returncode == 0, result.stderr
+    config = read_run_config(tmp_path).env
+    stacked = VecFrameStack(DummyVecEnv([lambda: LRScheduleEnv(config=config)]), n_stack=3)
+    sb3_env = VecNormalize.load(str(tmp_path / "vecnormalize.pkl"), stacked)  # a trusted pickle
+    sb3_env.training = False
+    model = DQN.load(tmp_path / "model.zip", device="cpu")
+    policy = SB3Policy.load(tmp_path)
+    env = LRScheduleEnv(config=config)
+    sb3_env.seed(7)
+    sb3_observation = sb3_env.reset()
+    observation, _ = env.reset(seed=7)
+    policy.reset(7)
+    for _ in range(config.steps_per_episode):
+        ours = policy.q_values(policy.stack(observation))
+        assert ours.shape == (1, env.action_space.n)
+        with torch.no_grad():
+            theirs = model.q_net(torch.as_tensor(sb3_observation)).numpy()
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+        action = int(theirs.argmax())
+        sb3_observation, *_ = sb3_env.step(np.array([action]))
+        observation, *_ = env.step(action)
+    assert policy.inputs == 3 * env.observation_space.shape[0]
 
 
 @pytest.mark.slow
