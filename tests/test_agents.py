@@ -28,9 +28,9 @@ from qan_env import LRScheduleEnv, make_config
 from qan_env.config import PRESETS, with_overrides
 from qan_env.evaluation import HELD_OUT_SEEDS
 from qan_env.run_folder import read_run_config
+from qan_env.sb3 import SB3Policy
 from qan_env.sb3.callbacks import CSV_COLUMNS, truncate_csv
 from qan_env.sb3.checkpoint import recover_checkpoint
-from qan_env.sb3 import SB3Policy
 from qan_env.sb3.policy import policy_weights
 
 
