@@ -23,8 +23,9 @@ PRODIGY = "Prodigy"
 NEAR = 0.05  # octaves
 
 
-def level(lrs: list[float], prodigy: list[float]) -> float:
-    return float(np.mean(np.log2(np.array(lrs[:-1]) / np.array(prodigy[:-1]))))
+def log2_multiplier(lrs: list[float], prodigy: list[float]) -> np.ndarray:
+    """Per step before the last, log2 of the lr over Prodigy's (the cosine reaches 0 last)."""
+    return np.log2(np.array(lrs[:-1]) / np.array(prodigy[:-1]))
 
 
 def describe(folder: Path) -> None:
@@ -36,12 +37,12 @@ def describe(folder: Path) -> None:
     turns = []
     for (instance, _), contenders in sorted(runs.items()):
         policy, replay, prodigy = contenders[TRAINED], contenders[REPLAY], contenders[PRODIGY]
-        mine = level(policy.lrs, prodigy.lrs)
-        levels[instance].append(mine)
-        departure = mine - level(replay.lrs, prodigy.lrs)
+        multiplier = log2_multiplier(policy.lrs, prodigy.lrs)
+        levels[instance].append(multiplier.mean())
+        departure = multiplier.mean() - log2_multiplier(replay.lrs, prodigy.lrs).mean()
         side = "near" if abs(departure) <= NEAR else "above" if departure > 0 else "below"
         sides[side].append(policy.final_accuracy - replay.final_accuracy)
-        moves = np.sign(np.round(np.diff(np.log(np.array(policy.lrs[:-1]) / prodigy.lrs[:-1])), 3))
+        moves = np.sign(np.round(np.diff(multiplier), 3))
         moves = moves[moves != 0]
         turns.append(int((moves[1:] != moves[:-1]).sum()))
     spread = np.mean([np.std(values) for values in levels.values()])
